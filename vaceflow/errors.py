@@ -1,0 +1,206 @@
+"""vaceflow's errors, and the one table that says which service errors are worth retrying.
+
+    VaceflowError
+    ├── ConfigError                the settings cannot work (no key, bad region, ...)
+    ├── JobInvalid                 a job body breaks the contract (before any spend)
+    ├── MediaError                 an input cannot be read or conformed
+    │   └── InputRefused           an input breaks a rule it cannot be conformed to
+    ├── DashScopeError             the HTTP call failed: status, code, message, request_id
+    │   └── DashScopeTransportError  no HTTP answer at all (refused, reset, timed out)
+    └── TaskFailed                 the service ran the task and it ended FAILED/CANCELED/UNKNOWN
+        └── WaitTimeout            the task did not end before our deadline (task_id kept)
+
+"The call failed" (DashScopeError) and "the job failed" (TaskFailed) are different
+things: the first says nothing about whether the task exists.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from vaceflow.responses import TaskResponse
+
+__all__ = [
+    "FINAL_CODES",
+    "RETRYABLE_CODES",
+    "RETRYABLE_STATUSES",
+    "ConfigError",
+    "DashScopeError",
+    "DashScopeTransportError",
+    "InputRefused",
+    "JobInvalid",
+    "MediaError",
+    "TaskFailed",
+    "VaceflowError",
+    "WaitTimeout",
+    "describe_validation_error",
+    "is_retryable",
+]
+
+# The contract's error table. A code decides when present; else the HTTP status does.
+RETRYABLE_CODES: frozenset[str] = frozenset(
+    {
+        "RequestTimeOut",
+        "Throttling",
+        "Throttling.RateQuota",
+        "Throttling.AllocationQuota",
+        "InternalError",
+        "InternalError.Algo",
+        "ServiceUnavailable",
+    }
+)
+FINAL_CODES: frozenset[str] = frozenset(
+    {
+        "InvalidParameter",
+        "InvalidParameter.DataInspection",
+        "DataInspectionFailed",
+        "BadRequest.EmptyInput",
+        "BadRequest.EmptyParameters",
+        "BadRequest.EmptyModel",
+        "BadRequest.TooLarge",
+        "InvalidURL",
+        "Arrearage",
+        "UnsupportedOperation",
+        "InvalidApiKey",
+        "AccessDenied",
+        "AccessDenied.Unpurchased",
+    }
+)
+RETRYABLE_STATUSES: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def is_retryable(status: int | None, code: str | None) -> bool:
+    """True when the same request may succeed later (the contract's `retry?` column)."""
+    if code in RETRYABLE_CODES:
+        return True
+    if code in FINAL_CODES:
+        return False
+    return status in RETRYABLE_STATUSES
+
+
+class VaceflowError(Exception):
+    """Base of every error vaceflow raises."""
+
+
+class ConfigError(VaceflowError):
+    """Settings that cannot work; raised before any network call."""
+
+
+class JobInvalid(VaceflowError):
+    """A job body that the service would refuse or silently change."""
+
+
+class MediaError(VaceflowError):
+    """An input that cannot be fetched, read or conformed."""
+
+    def __init__(self, message: str, *, input_name: str | None = None) -> None:
+        super().__init__(message)
+        self.input_name = input_name
+
+
+class InputRefused(MediaError):
+    """An input that breaks a contract rule and cannot be conformed to it."""
+
+    def __init__(self, message: str, *, input_name: str | None = None, rule: str) -> None:
+        super().__init__(message, input_name=input_name)
+        self.rule = rule
+
+
+class DashScopeError(VaceflowError):
+    """An HTTP call to DashScope that did not succeed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return is_retryable(self.status, self.code)
+
+    def __str__(self) -> str:
+        head = " ".join(str(p) for p in (self.status, self.code) if p)
+        tail = f" (request_id {self.request_id})" if self.request_id else ""
+        return f"{head}: {self.message}{tail}" if head else f"{self.message}{tail}"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, "
+            f"message={self.message!r}, request_id={self.request_id!r})"
+        )
+
+
+class DashScopeTransportError(DashScopeError):
+    """No HTTP answer. `sent` says whether the request may have reached the service:
+    a refused connection certainly did not, a timeout or reset might have."""
+
+    def __init__(self, message: str, *, sent: bool) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
+class TaskFailed(VaceflowError):
+    """The task ended without a video; carries the final task response."""
+
+    def __init__(self, task: TaskResponse) -> None:
+        out = task.output
+        self.task = task
+        self.task_id = out.task_id
+        self.status = out.task_status
+        self.code = out.code
+        self.message = out.message or ""
+        detail = f"{out.code}: {out.message}" if out.code else out.task_status.value
+        super().__init__(f"task {out.task_id} ended {out.task_status.value}: {detail}")
+
+    @property
+    def retryable(self) -> bool:
+        """Whether submitting the same job again may succeed (InternalError.Algo may)."""
+        return is_retryable(None, self.code)
+
+
+class WaitTimeout(TaskFailed):
+    """Our deadline passed while the task was still waiting; resume with `task_id`."""
+
+    def __init__(self, task: TaskResponse, *, waited: float) -> None:
+        super().__init__(task)
+        self.waited = waited
+        self.args = (
+            f"task {self.task_id} still {self.status.value} after {waited:.0f} s; "
+            "it is kept and can be resumed",
+        )
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem, each naming the field by its body path (input.video_url)."""
+    lines = []
+    for item in error.errors():
+        loc: list[Any] = list(item.get("loc", ()))
+        # Drop the union tag pydantic puts first (e.g. "video_edit") and validator names.
+        loc = [p for p in loc if not (isinstance(p, str) and ("[" in p or p in _TAGS))]
+        where = ".".join(str(p) for p in loc)
+        msg = str(item.get("msg", "")).removeprefix("Value error, ")
+        lines.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(lines)
+
+
+_TAGS = frozenset(
+    {"image_reference", "video_repainting", "video_edit", "video_extension", "video_outpainting"}
+)

@@ -1,0 +1,411 @@
+"""Typed request bodies for the five VACE functions.
+
+One model per function, each the exact wire body `{"model", "input", "parameters"}`,
+under `Job`, a union discriminated on `input.function`. Every field, default and range
+is the provider reference's; the cross-field rules are checked here so a refused body
+never costs a submission. Unknown fields are refused (a typo is an error, not a no-op).
+
+Serialise with `job.to_body()`: it keeps exactly the fields that were set, so a body
+copied from the reference parses and serialises back to the same JSON.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+
+from vaceflow.limits import (
+    MAX_REF_IMAGES,
+    MAX_REF_IMAGES_WITH_VIDEO,
+    PROMPT_MAX_CHARS,
+    SEED_MAX,
+    Role,
+)
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "MODELS",
+    "ControlCondition",
+    "EditControlCondition",
+    "ExpandMode",
+    "Function",
+    "JOB_ADAPTER",
+    "JOB_TYPES",
+    "ImageReferenceInput",
+    "ImageReferenceJob",
+    "ImageReferenceParameters",
+    "Job",
+    "MaskType",
+    "ObjOrBg",
+    "Size",
+    "VideoEditInput",
+    "VideoEditJob",
+    "VideoEditParameters",
+    "VideoExtensionInput",
+    "VideoExtensionJob",
+    "VideoExtensionParameters",
+    "VideoOutpaintingInput",
+    "VideoOutpaintingJob",
+    "VideoOutpaintingParameters",
+    "VideoRepaintingInput",
+    "VideoRepaintingJob",
+    "VideoRepaintingParameters",
+    "parse_job",
+]
+
+MODELS: tuple[str, ...] = ("wan2.1-vace-plus", "wanx2.1-vace-plus")
+"""International (Singapore) and China (Beijing) names of the same model."""
+DEFAULT_MODEL = MODELS[0]
+
+
+class Function(StrEnum):
+    IMAGE_REFERENCE = "image_reference"
+    VIDEO_REPAINTING = "video_repainting"
+    VIDEO_EDIT = "video_edit"
+    VIDEO_EXTENSION = "video_extension"
+    VIDEO_OUTPAINTING = "video_outpainting"
+
+
+class Size(StrEnum):
+    """Output width*height (image_reference, video_edit); limits.SIZES lists the same."""
+
+    LANDSCAPE_16_9 = "1280*720"
+    PORTRAIT_9_16 = "720*1280"
+    SQUARE = "960*960"
+    PORTRAIT_3_4 = "832*1088"
+    LANDSCAPE_4_3 = "1088*832"
+
+
+class ObjOrBg(StrEnum):
+    OBJ = "obj"
+    BG = "bg"
+
+
+class ControlCondition(StrEnum):
+    POSEBODYFACE = "posebodyface"
+    POSEBODY = "posebody"
+    DEPTH = "depth"
+    SCRIBBLE = "scribble"
+
+
+class EditControlCondition(StrEnum):
+    NONE = ""
+    POSEBODYFACE = "posebodyface"
+    DEPTH = "depth"
+
+
+class MaskType(StrEnum):
+    TRACKING = "tracking"
+    FIXED = "fixed"
+
+
+class ExpandMode(StrEnum):
+    HULL = "hull"
+    BBOX = "bbox"
+    ORIGINAL = "original"
+
+
+Prompt = Annotated[str, Field(min_length=1, description="What the video should show.")]
+Url = Annotated[str, Field(min_length=1, description="A public URL (or oss:// reference).")]
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
+Scale = Annotated[float, Field(ge=1.0, le=2.0)]
+UnitFloat = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, frozen=False)
+
+
+class _Input(_Strict):
+    prompt: Prompt
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_fits(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("prompt is empty")
+        if len(value) > PROMPT_MAX_CHARS:
+            raise ValueError(
+                f"prompt is {len(value)} characters; the service keeps only the first "
+                f"{PROMPT_MAX_CHARS} and drops the rest silently: shorten it"
+            )
+        return value
+
+    def media(self) -> dict[Role, list[str]]:
+        """The input URLs by role, in request order."""
+        found: dict[Role, list[str]] = {}
+        for role in Role:
+            value = getattr(self, role.api_field, None)
+            if value:
+                found[role] = list(value) if isinstance(value, list) else [value]
+        return found
+
+
+class _Parameters(_Strict):
+    duration: Literal[5] | None = Field(
+        default=None, description="Fixed at 5 seconds by the service."
+    )
+    prompt_extend: bool | None = Field(
+        default=None, description="Let an LLM rewrite the prompt (slower; helps short prompts)."
+    )
+    seed: Seed | None = Field(default=None, description="Fix for reproducible results.")
+    watermark: bool | None = Field(
+        default=None, description="Add an 'AI-generated' mark at the bottom right."
+    )
+
+
+class _Job(_Strict):
+    model: str = Field(default=DEFAULT_MODEL, description="wan2.1-vace-plus (intl) or wanx2.1-vace-plus (cn).")
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        if value not in MODELS:
+            raise ValueError(f"unknown model {value!r}; expected one of {', '.join(MODELS)}")
+        return value
+
+    @property
+    def function(self) -> Function:
+        return Function(self.input.function)  # type: ignore[attr-defined]
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body to POST: the fields that were set, defaults left to the service."""
+        body = self.model_dump(mode="json", exclude_unset=True)
+        body["model"] = self.model
+        body["input"] = {"function": self.function.value, **body["input"]}
+        return body
+
+    def with_model(self, model: str) -> Self:
+        return self.model_copy(update={"model": self._known_model(model)})
+
+
+# --- image_reference ---------------------------------------------------------------
+
+
+class ImageReferenceInput(_Input):
+    function: Literal[Function.IMAGE_REFERENCE] = Function.IMAGE_REFERENCE
+    ref_images_url: list[Url] = Field(min_length=1, max_length=MAX_REF_IMAGES)
+
+
+class ImageReferenceParameters(_Parameters):
+    obj_or_bg: list[ObjOrBg] | None = Field(
+        default=None, description="Per reference image: subject (obj) or background (bg)."
+    )
+    size: Size = Field(default=Size.LANDSCAPE_16_9, description="Output width*height.")
+
+
+class ImageReferenceJob(_Job):
+    input: ImageReferenceInput
+    parameters: ImageReferenceParameters = Field(default_factory=ImageReferenceParameters)
+
+    @model_validator(mode="after")
+    def _roles_match_images(self) -> Self:
+        images, roles = self.input.ref_images_url, self.parameters.obj_or_bg
+        if roles is None:
+            if len(images) > 1:
+                raise ValueError(
+                    f"parameters.obj_or_bg is required with {len(images)} reference images "
+                    "(one 'obj' or 'bg' per image); it may be omitted only for one image"
+                )
+            return self
+        if len(roles) != len(images):
+            raise ValueError(
+                f"parameters.obj_or_bg has {len(roles)} entries but input.ref_images_url has "
+                f"{len(images)}: they must be the same length"
+            )
+        if roles.count(ObjOrBg.BG) > 1:
+            raise ValueError("parameters.obj_or_bg: at most one background ('bg') image")
+        return self
+
+
+# --- video_repainting --------------------------------------------------------------
+
+
+class VideoRepaintingInput(_Input):
+    function: Literal[Function.VIDEO_REPAINTING] = Function.VIDEO_REPAINTING
+    video_url: Url
+    ref_images_url: list[Url] | None = Field(
+        default=None, min_length=1, max_length=MAX_REF_IMAGES_WITH_VIDEO
+    )
+
+
+class VideoRepaintingParameters(_Strict):
+    control_condition: ControlCondition = Field(
+        description="What to keep from the input video: pose (with or without face), depth or line art."
+    )
+    strength: UnitFloat = Field(
+        default=1.0, description="How closely the output follows the input's motion (0-1)."
+    )
+    prompt_extend: bool | None = None
+    seed: Seed | None = None
+    watermark: bool | None = None
+
+
+class VideoRepaintingJob(_Job):
+    input: VideoRepaintingInput
+    parameters: VideoRepaintingParameters
+
+
+# --- video_edit --------------------------------------------------------------------
+
+
+class VideoEditInput(_Input):
+    function: Literal[Function.VIDEO_EDIT] = Function.VIDEO_EDIT
+    video_url: Url
+    ref_images_url: list[Url] | None = Field(
+        default=None, min_length=1, max_length=MAX_REF_IMAGES_WITH_VIDEO
+    )
+    mask_image_url: Url | None = None
+    mask_frame_id: int = Field(
+        default=1, ge=1, description="Frame (1-based) of the video that the mask image marks."
+    )
+    mask_video_url: Url | None = None
+
+    @model_validator(mode="after")
+    def _one_mask(self) -> Self:
+        if self.mask_image_url and self.mask_video_url:
+            raise ValueError(
+                "input: give mask_image_url or mask_video_url, not both"
+            )
+        if not self.mask_image_url and not self.mask_video_url:
+            raise ValueError("input: video_edit needs mask_image_url or mask_video_url")
+        return self
+
+
+class VideoEditParameters(_Parameters):
+    control_condition: EditControlCondition = EditControlCondition.NONE
+    mask_type: MaskType = Field(
+        default=MaskType.TRACKING,
+        description="tracking: the area follows the object; fixed: it stays put.",
+    )
+    expand_ratio: UnitFloat = Field(
+        default=0.05, description="How far a tracking mask grows around the object (0-1)."
+    )
+    expand_mode: ExpandMode = Field(default=ExpandMode.HULL, description="Tracking mask shape.")
+    size: Size = Field(default=Size.LANDSCAPE_16_9, description="Output width*height.")
+
+
+class VideoEditJob(_Job):
+    input: VideoEditInput
+    parameters: VideoEditParameters = Field(default_factory=VideoEditParameters)
+
+
+# --- video_extension ---------------------------------------------------------------
+
+
+class VideoExtensionInput(_Input):
+    function: Literal[Function.VIDEO_EXTENSION] = Function.VIDEO_EXTENSION
+    first_frame_url: Url | None = None
+    last_frame_url: Url | None = None
+    first_clip_url: Url | None = None
+    last_clip_url: Url | None = None
+    video_url: Url | None = Field(
+        default=None, description="A motion guide; needs parameters.control_condition."
+    )
+
+    @model_validator(mode="after")
+    def _something_to_extend(self) -> Self:
+        if not (
+            self.first_frame_url or self.last_frame_url or self.first_clip_url or self.last_clip_url
+        ):
+            raise ValueError(
+                "input: video_extension needs at least one of first_frame_url, last_frame_url, "
+                "first_clip_url, last_clip_url"
+            )
+        return self
+
+
+class VideoExtensionParameters(_Parameters):
+    control_condition: ControlCondition | Literal[""] = ""
+
+
+class VideoExtensionJob(_Job):
+    input: VideoExtensionInput
+    parameters: VideoExtensionParameters = Field(default_factory=VideoExtensionParameters)
+
+    @model_validator(mode="after")
+    def _guide_needs_condition(self) -> Self:
+        if self.input.video_url and not self.parameters.control_condition:
+            raise ValueError(
+                "parameters.control_condition is required when input.video_url is given "
+                f"(one of {', '.join(c.value for c in ControlCondition)})"
+            )
+        return self
+
+
+# --- video_outpainting -------------------------------------------------------------
+
+
+class VideoOutpaintingInput(_Input):
+    function: Literal[Function.VIDEO_OUTPAINTING] = Function.VIDEO_OUTPAINTING
+    video_url: Url
+
+
+class VideoOutpaintingParameters(_Parameters):
+    top_scale: Scale = Field(default=1.0, description="Extend upward by this ratio (1-2).")
+    bottom_scale: Scale = Field(default=1.0, description="Extend downward by this ratio (1-2).")
+    left_scale: Scale = Field(default=1.0, description="Extend to the left by this ratio (1-2).")
+    right_scale: Scale = Field(default=1.0, description="Extend to the right by this ratio (1-2).")
+
+
+class VideoOutpaintingJob(_Job):
+    input: VideoOutpaintingInput
+    parameters: VideoOutpaintingParameters = Field(default_factory=VideoOutpaintingParameters)
+
+
+# --- the union ---------------------------------------------------------------------
+
+
+def _function_of(value: Any) -> str | None:
+    if isinstance(value, dict):
+        inp = value.get("input")
+        return inp.get("function") if isinstance(inp, dict) else None
+    inp = getattr(value, "input", None)
+    function = getattr(inp, "function", None)
+    return str(function.value if isinstance(function, StrEnum) else function) if function else None
+
+
+Job = Annotated[
+    Annotated[ImageReferenceJob, Tag(Function.IMAGE_REFERENCE.value)]
+    | Annotated[VideoRepaintingJob, Tag(Function.VIDEO_REPAINTING.value)]
+    | Annotated[VideoEditJob, Tag(Function.VIDEO_EDIT.value)]
+    | Annotated[VideoExtensionJob, Tag(Function.VIDEO_EXTENSION.value)]
+    | Annotated[VideoOutpaintingJob, Tag(Function.VIDEO_OUTPAINTING.value)],
+    Discriminator(
+        _function_of,
+        custom_error_type="invalid_function",
+        custom_error_message=(
+            "input.function must be one of "
+            + ", ".join(f.value for f in Function)
+        ),
+    ),
+]
+"""Any VACE job; pydantic picks the model from `input.function`."""
+
+JOB_ADAPTER: TypeAdapter[Job] = TypeAdapter(Job)
+
+JOB_TYPES: dict[Function, type[_Job]] = {
+    Function.IMAGE_REFERENCE: ImageReferenceJob,
+    Function.VIDEO_REPAINTING: VideoRepaintingJob,
+    Function.VIDEO_EDIT: VideoEditJob,
+    Function.VIDEO_EXTENSION: VideoExtensionJob,
+    Function.VIDEO_OUTPAINTING: VideoOutpaintingJob,
+}
+
+
+def parse_job(body: dict[str, Any] | str | bytes) -> Job:
+    """Parse a request body (dict or JSON) into its typed job; raises pydantic's ValidationError."""
+    if isinstance(body, str | bytes):
+        return JOB_ADAPTER.validate_json(body)
+    return JOB_ADAPTER.validate_python(body)

@@ -1,0 +1,148 @@
+"""What DashScope answers: task status, task results, the task list and errors.
+
+Responses are parsed leniently (`extra="allow"`): the service adds fields over time
+and a client must not break on them. Statuses are an Enum that knows which are final.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "ErrorBody",
+    "SubmitResponse",
+    "TaskListItem",
+    "TaskListResponse",
+    "TaskOutput",
+    "TaskResponse",
+    "TaskStatus",
+    "Usage",
+    "parse_service_time",
+]
+
+
+class TaskStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUSPENDED = "SUSPENDED"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    UNKNOWN = "UNKNOWN"
+    """The id is unknown to the service or older than 24 h."""
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+    @property
+    def is_waiting(self) -> bool:
+        return self in (TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.SUSPENDED)
+
+
+_FINAL = frozenset(
+    {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELED, TaskStatus.UNKNOWN}
+)
+
+SERVICE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+"""The service's timestamps, e.g. `2025-05-23 17:07:30.497` (China Standard Time)."""
+
+
+def parse_service_time(value: str | None) -> datetime | None:
+    """Parse a service timestamp; None when absent. Naive, as the service sends it."""
+    if not value:
+        return None
+    for fmt in (SERVICE_TIME_FORMAT, "%Y-%m-%d %H:%M:%S"):
+        try:
+            return datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+    return None
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorBody(_Lenient):
+    """Any 4xx/5xx answer: `{"code", "message", "request_id"}`."""
+
+    code: str = ""
+    message: str = ""
+    request_id: str | None = None
+
+
+class Usage(_Lenient):
+    """Billing facts of a finished task; `video_duration` seconds are what is paid for."""
+
+    video_duration: float | None = None
+    video_ratio: str | None = None
+    video_count: int | None = None
+
+
+class TaskOutput(_Lenient):
+    task_id: str
+    task_status: TaskStatus
+    submit_time: str | None = None
+    scheduled_time: str | None = None
+    end_time: str | None = None
+    orig_prompt: str | None = None
+    actual_prompt: str | None = None
+    """Present when prompt rewriting (prompt_extend) ran."""
+    video_url: str | None = None
+    code: str | None = None
+    """Set when the task FAILED."""
+    message: str | None = None
+
+    @field_validator("task_status", mode="before")
+    @classmethod
+    def _unknown_status(cls, value: Any) -> Any:
+        return value if value in TaskStatus.__members__ else TaskStatus.UNKNOWN
+
+
+class SubmitResponse(_Lenient):
+    request_id: str
+    output: TaskOutput
+
+
+class TaskResponse(_Lenient):
+    """`GET /tasks/{task_id}`."""
+
+    request_id: str
+    output: TaskOutput
+    usage: Usage | None = None
+
+    @property
+    def status(self) -> TaskStatus:
+        return self.output.task_status
+
+
+class TaskListItem(_Lenient):
+    """One row of `GET /tasks`: status only, never the result (fetch the task for that)."""
+
+    task_id: str
+    status: TaskStatus
+    model_name: str | None = None
+    request_id: str | None = None
+    gmt_create: int | None = None
+    start_time: int | None = None
+    end_time: int | None = None
+    """Epoch milliseconds; absent while the task runs."""
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _unknown_status(cls, value: Any) -> Any:
+        return value if value in TaskStatus.__members__ else TaskStatus.UNKNOWN
+
+
+class TaskListResponse(_Lenient):
+    request_id: str
+    data: list[TaskListItem] = Field(default_factory=list)
+    total: int = 0
+    total_page: int = 0
+    page_no: int = 1
+    page_size: int = 10
