@@ -16,6 +16,8 @@ import pytest
 
 from tests.media import MediaFactory
 
+pytest_plugins = ["tests.fixtures_emulator", "tests.fixtures_s3"]
+
 
 def free_port() -> int:
     with socket.socket() as s:

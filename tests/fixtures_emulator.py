@@ -1,0 +1,1 @@
+"""Fixtures that start the local DashScope emulator on loopback (filled in with the emulator)."""
