@@ -55,30 +55,63 @@ class MediaFactory:
         args += list(extra)
         return self._ffmpeg(out, *args)
 
-    def mask_video(self, *, width: int = 640, height: int = 360, fps: float = 24,
-                   seconds: float = 3.0) -> Path:
+    def mask_video(
+        self, *, width: int = 640, height: int = 360, fps: float = 24, seconds: float = 3.0
+    ) -> Path:
         """White box on black, the shape a mask video has."""
         out = self._path("maskvideo", "mp4", width, height, fps, seconds)
-        box = f"drawbox=x={width // 4}:y={height // 4}:w={width // 2}:h={height // 2}:c=white:t=fill"
+        box = (
+            f"drawbox=x={width // 4}:y={height // 4}:w={width // 2}:h={height // 2}:c=white:t=fill"
+        )
         return self._ffmpeg(
-            out, "-f", "lavfi", "-i", f"color=c=black:s={width}x{height}:r={fps}:d={seconds}",
-            "-vf", box, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+            out,
+            "-f",
+            "lavfi",
+            "-i",
+            f"color=c=black:s={width}x{height}:r={fps}:d={seconds}",
+            "-vf",
+            box,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
         )
 
-    def image(self, *, width: int = 640, height: int = 480, fmt: str = "png",
-              name: str = "image") -> Path:
+    def image(
+        self, *, width: int = 640, height: int = 480, fmt: str = "png", name: str = "image"
+    ) -> Path:
         out = self._path(name, fmt, width, height)
         return self._ffmpeg(
-            out, "-f", "lavfi", "-i", f"testsrc2=s={width}x{height}", "-frames:v", "1",
-            "-update", "1",
+            out,
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=s={width}x{height}",
+            "-frames:v",
+            "1",
+            "-update",
+            "1",
         )
 
     def mask_image(self, *, width: int = 640, height: int = 360, fmt: str = "png") -> Path:
         out = self._path("mask", fmt, width, height)
-        box = f"drawbox=x={width // 4}:y={height // 4}:w={width // 2}:h={height // 2}:c=white:t=fill"
+        box = (
+            f"drawbox=x={width // 4}:y={height // 4}:w={width // 2}:h={height // 2}:c=white:t=fill"
+        )
         return self._ffmpeg(
-            out, "-f", "lavfi", "-i", f"color=c=black:s={width}x{height}", "-vf", box,
-            "-frames:v", "1", "-update", "1",
+            out,
+            "-f",
+            "lavfi",
+            "-i",
+            f"color=c=black:s={width}x{height}",
+            "-vf",
+            box,
+            "-frames:v",
+            "1",
+            "-update",
+            "1",
         )
 
     def audio_only(self, *, seconds: float = 2.0) -> Path:

@@ -35,13 +35,13 @@ from vaceflow.limits import (
 
 __all__ = [
     "DEFAULT_MODEL",
+    "JOB_ADAPTER",
+    "JOB_TYPES",
     "MODELS",
     "ControlCondition",
     "EditControlCondition",
     "ExpandMode",
     "Function",
-    "JOB_ADAPTER",
-    "JOB_TYPES",
     "ImageReferenceInput",
     "ImageReferenceJob",
     "ImageReferenceParameters",
@@ -166,7 +166,9 @@ class _Parameters(_Strict):
 
 
 class _Job(_Strict):
-    model: str = Field(default=DEFAULT_MODEL, description="wan2.1-vace-plus (intl) or wanx2.1-vace-plus (cn).")
+    model: str = Field(
+        default=DEFAULT_MODEL, description="wan2.1-vace-plus (intl) or wanx2.1-vace-plus (cn)."
+    )
 
     @field_validator("model")
     @classmethod
@@ -242,7 +244,7 @@ class VideoRepaintingInput(_Input):
 
 class VideoRepaintingParameters(_Strict):
     control_condition: ControlCondition = Field(
-        description="What to keep from the input video: pose (with or without face), depth or line art."
+        description="What to keep from the input video: pose (+/- face), depth or line art."
     )
     strength: UnitFloat = Field(
         default=1.0, description="How closely the output follows the input's motion (0-1)."
@@ -275,9 +277,7 @@ class VideoEditInput(_Input):
     @model_validator(mode="after")
     def _one_mask(self) -> Self:
         if self.mask_image_url and self.mask_video_url:
-            raise ValueError(
-                "input: give mask_image_url or mask_video_url, not both"
-            )
+            raise ValueError("input: give mask_image_url or mask_video_url, not both")
         if not self.mask_image_url and not self.mask_video_url:
             raise ValueError("input: video_edit needs mask_image_url or mask_video_url")
         return self
@@ -386,8 +386,7 @@ Job = Annotated[
         _function_of,
         custom_error_type="invalid_function",
         custom_error_message=(
-            "input.function must be one of "
-            + ", ".join(f.value for f in Function)
+            "input.function must be one of " + ", ".join(f.value for f in Function)
         ),
     ),
 ]

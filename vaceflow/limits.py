@@ -128,7 +128,7 @@ MEDIA_RULES: dict[Role, MediaRule] = {
 
 def max_mask_frame_id(fps: float, duration: float) -> int:
     """Largest valid `mask_frame_id`: fps x duration + 1 (16 fps, 5 s -> 81)."""
-    return int(round(fps * duration)) + 1
+    return round(fps * duration) + 1
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,12 @@ _BASE_URLS = {
     Region.BEIJING: "https://dashscope.aliyuncs.com/api/v1",
 }
 _MODELS = {Region.SINGAPORE: "wan2.1-vace-plus", Region.BEIJING: "wanx2.1-vace-plus"}
-_ALIASES = {"intl": Region.SINGAPORE, "ap-southeast-1": Region.SINGAPORE, "cn": Region.BEIJING,
-            "cn-beijing": Region.BEIJING}
+_ALIASES = {
+    "intl": Region.SINGAPORE,
+    "ap-southeast-1": Region.SINGAPORE,
+    "cn": Region.BEIJING,
+    "cn-beijing": Region.BEIJING,
+}
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     def load(cls) -> Settings:
         """Settings from the environment, falling back to the dev stack's env file."""
         path = env_file()
-        return cls(_env_file=path if path.is_file() else None)  # type: ignore[call-arg]
+        return cls(_env_file=path if path.is_file() else None)
 
     @property
     def data_dir(self) -> Path:

@@ -14,12 +14,11 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="vaceflow",
-    help="Run wan2.1-vace-plus (DashScope) video jobs reliably: check, stage, submit once, collect.",
+    help="Run wan2.1-vace-plus (DashScope) video jobs: check, stage, submit once, collect.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
 
 
 @app.callback()

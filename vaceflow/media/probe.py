@@ -7,6 +7,7 @@ input and every output.
 
 from __future__ import annotations
 
+import itertools
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -29,8 +30,18 @@ _IMAGE_CODECS = {
     "av1": "avif",
     "hevc": "heic",
 }
-_IMAGE_DEMUXERS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "tiff_pipe", "webp_pipe",
-                   "gif", "gif_pipe", "jpegls_pipe", "avif"}
+_IMAGE_DEMUXERS = {
+    "image2",
+    "png_pipe",
+    "jpeg_pipe",
+    "bmp_pipe",
+    "tiff_pipe",
+    "webp_pipe",
+    "gif",
+    "gif_pipe",
+    "jpegls_pipe",
+    "avif",
+}
 
 
 class MediaInfo(BaseModel):
@@ -124,7 +135,7 @@ def _describe(p: Path, size: int, container: av.container.InputContainer) -> Med
         tb = stream.time_base or Fraction(1, 1000)
         pts.sort()
         if len(pts) >= 2:
-            deltas = [b - a for a, b in zip(pts, pts[1:], strict=False) if b > a]
+            deltas = [b - a for a, b in itertools.pairwise(pts) if b > a]
             step = (deltas and sorted(deltas)[len(deltas) // 2]) or 1
             duration = float((pts[-1] - pts[0] + step) * tb)
             vfr = bool(deltas) and (max(deltas) - min(deltas)) > max(1, step * 0.25)
@@ -153,7 +164,7 @@ def _describe(p: Path, size: int, container: av.container.InputContainer) -> Med
         duration=round(duration, 3) if duration else None,
         frame_count=count,
         pix_fmt=pix_fmt,
-        has_alpha=bool(pix_fmt) and _has_alpha(pix_fmt),
+        has_alpha=_has_alpha(pix_fmt or ""),
         has_audio=has_audio,
     )
 
@@ -163,7 +174,7 @@ def _rotation(container: av.container.InputContainer, stream: av.VideoStream) ->
     try:
         container.seek(0, stream=stream)
         for frame in container.decode(stream):
-            return int(round(-getattr(frame, "rotation", 0))) % 360
+            return round(-getattr(frame, "rotation", 0)) % 360
     except (av.error.FFmpegError, ValueError):
         return 0
     return 0
