@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from vaceflow.cli import demo, dev, doctor, emulator, run
+from vaceflow.cli import catalog, demo, dev, doctor, emulator, run
 
 __all__ = ["app", "main"]
 
@@ -26,7 +26,7 @@ def _root() -> None:
     """vaceflow: typed VACE jobs, a DashScope client, a local emulator, Prefect flows."""
 
 
-for _module in (demo, run, emulator, dev, doctor):
+for _module in (demo, run, catalog, emulator, dev, doctor):
     _module.register(app)
 
 
