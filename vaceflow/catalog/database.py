@@ -1,0 +1,85 @@
+"""Opening the catalog's database and migrating it to the newest schema.
+
+SQLite gets WAL (readers never block the writer), a busy timeout (a second writer
+waits instead of failing with "database is locked") and `BEGIN IMMEDIATE` for every
+transaction: a transaction that reads and then writes takes the write lock up front,
+so two processes never deadlock on a lock upgrade. Other databases keep their defaults.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection, make_url
+
+__all__ = [
+    "BUSY_TIMEOUT_SECONDS",
+    "MIGRATIONS",
+    "create_catalog_engine",
+    "migrate",
+    "migration_sql",
+]
+
+BUSY_TIMEOUT_SECONDS = 30.0
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_catalog_engine(url: str) -> Engine:
+    """An engine for `url`; a SQLite file's folder is created when missing."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_SECONDS})
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Leave transactions to us (the "begin" hook), not to the sqlite3 module.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def migration_sql(url: str, revision: str = "head") -> str:
+    """The migrations as SQL for `url`'s database, without connecting to it (the
+    script a DBA reviews before running it)."""
+    out = io.StringIO()
+    config = Config(output_buffer=out)
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url)
+    command.upgrade(config, revision, sql=True)
+    return out.getvalue()
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """`alembic upgrade head` with the package's scripts; safe to run concurrently and
+    repeatedly (one transaction holding the write lock; PostgreSQL: an advisory lock)."""
+    config = _config()
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7261626)")
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)

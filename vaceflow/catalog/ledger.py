@@ -1,0 +1,608 @@
+"""The job ledger: what makes "submit exactly once" true.
+
+The protocol, in the order a run calls it:
+
+1. `claim(identity, job)` creates the job's row, or returns the existing one: two runs
+   of the same job get the same row (the identity column is unique; a race on insert
+   resolves to one row).
+2. `begin_submit(job_id, owner, lease_seconds)` is a compare-and-set on that row: one
+   `UPDATE ... WHERE status IN ('new', 'staging')`, won when it changed one row. Only
+   the winner submits; everyone else follows the winner's task. No lock of our own,
+   no lock service: the database's row update is the lock, on SQLite and PostgreSQL.
+3. The winner submits, then at once `record_submitted(job_id, task_id, request_id)`
+   (its own committed transaction, before anything else happens), or, when the submit
+   certainly did not reach the service (connection refused, HTTP 4xx),
+   `abandon_submit(job_id, owner, error)`, which makes the row submittable again.
+4. `record_status` for each change the service reports, then `record_output` or
+   `record_failure`.
+
+The one window no ledger can close: a crash after the service accepted the submit and
+before `record_submitted` committed. Such a row stays `submitting` after its lease
+ends, and is then read as `uncertain` (`JobStatus.UNCERTAIN`, `Catalog.uncertain()`).
+It is NEVER submitted again automatically: the service may be running (and billing)
+it. A person checks the provider's task list (`GET /tasks`, the last 24 h, matched by
+time and model) and then either records the task found (`record_submitted`) or
+decides to pay again (`mark_resubmit`). `mark_resubmit` is also how a task the
+service forgot (UNKNOWN after 24 h) or one that failed with a retryable code
+(InternalError.Algo) gets another go: it clears the task id and keeps the history.
+
+`attempts` counts submissions that may have reached the service: `begin_submit` adds
+one, `abandon_submit` takes it back. Secrets never enter: every URL is stored without
+its query string (`vaceflow.catalog.redact`), and no API key is ever passed in.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import statistics
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, Self, cast
+
+from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from vaceflow.catalog.database import create_catalog_engine, migrate
+from vaceflow.catalog.records import InputRecord, JobEvent, JobRecord, OutputRecord
+from vaceflow.catalog.redact import redact_json, redact_text, strip_url
+from vaceflow.catalog.schema import (
+    SUBMITTABLE_STATUSES,
+    EventRow,
+    JobRow,
+    JobStatus,
+)
+from vaceflow.errors import VaceflowError
+from vaceflow.jobs import Job
+from vaceflow.limits import ACCOUNT, Role
+from vaceflow.responses import TaskResponse, TaskStatus, parse_service_time
+from vaceflow.settings import Settings
+
+__all__ = ["Catalog", "CatalogConflict", "JobNotFound", "default_catalog_url", "new_job_id"]
+
+SERVICE_TZ = timezone(timedelta(hours=8))
+"""The service's timestamps are naive China Standard Time (UTC+8)."""
+
+_RESUBMITTABLE = (JobStatus.FAILED, JobStatus.CANCELED, JobStatus.UNKNOWN, JobStatus.EXPIRED)
+_WAITING = (JobStatus.SUBMITTED, JobStatus.RUNNING)
+
+
+class JobNotFound(VaceflowError):
+    """No job with that id in the catalog."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job {job_id!r} in the catalog")
+        self.job_id = job_id
+
+
+class CatalogConflict(VaceflowError):
+    """A write that contradicts the row (another task id, a state that forbids it)."""
+
+
+def new_job_id() -> str:
+    """`vf_` and 12 lowercase base32 characters (60 random bits)."""
+    return "vf_" + base64.b32encode(secrets.token_bytes(8)).decode("ascii").lower()[:12]
+
+
+def default_catalog_url(settings: Settings) -> str:
+    """VACEFLOW_CATALOG_URL, else a SQLite file in the data folder."""
+    return settings.catalog_url or f"sqlite:///{settings.data_dir / 'catalog.db'}"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _service_time(value: str | None) -> datetime | None:
+    parsed = parse_service_time(value)
+    return parsed.replace(tzinfo=SERVICE_TZ).astimezone(UTC) if parsed else None
+
+
+def _status_of(service: TaskStatus, submitted_at: datetime | None, now: datetime) -> JobStatus:
+    if service is TaskStatus.UNKNOWN:
+        ttl = timedelta(seconds=ACCOUNT.task_ttl_seconds)
+        old = submitted_at is not None and now - submitted_at >= ttl
+        return JobStatus.EXPIRED if old else JobStatus.UNKNOWN
+    return {
+        TaskStatus.PENDING: JobStatus.SUBMITTED,
+        TaskStatus.RUNNING: JobStatus.RUNNING,
+        TaskStatus.SUSPENDED: JobStatus.RUNNING,
+        TaskStatus.SUCCEEDED: JobStatus.SUCCEEDED,
+        TaskStatus.FAILED: JobStatus.FAILED,
+        TaskStatus.CANCELED: JobStatus.CANCELED,
+    }[service]
+
+
+def _inputs_json(inputs: Mapping[Role, Sequence[InputRecord]]) -> dict[str, Any]:
+    return {
+        Role(role).value: [
+            {
+                "source": strip_url(item.source),
+                "sha256": item.sha256,
+                "staged_url": strip_url(item.staged_url) if item.staged_url else None,
+                "report": redact_json(item.report) if item.report is not None else None,
+            }
+            for item in items
+        ]
+        for role, items in inputs.items()
+    }
+
+
+class Catalog:
+    """The ledger over one database. `Catalog(url).upgrade()` opens and migrates it.
+
+    One engine per catalog; safe to share between threads (each call is its own
+    transaction) and to open from several processes on the same file.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        price_per_second: float = ACCOUNT.price_per_second_usd,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.url = make_url(url)
+        self.price_per_second = price_per_second
+        self._clock = clock
+        self._engine = create_catalog_engine(url)
+        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Self:
+        """The configured catalog, migrated and ready."""
+        settings = settings or Settings.load()
+        catalog = cls(default_catalog_url(settings), price_per_second=settings.price_per_second)
+        return catalog.upgrade()
+
+    def __repr__(self) -> str:
+        return f"Catalog({self.url.render_as_string(hide_password=True)!r})"
+
+    def upgrade(self) -> Self:
+        """Migrate to the newest schema (`alembic upgrade head`); idempotent."""
+        migrate(self._engine)
+        return self
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    def _row(self, session: Session, job_id: str) -> JobRow:
+        row = session.scalars(
+            select(JobRow).where(JobRow.id == job_id).with_for_update()
+        ).one_or_none()
+        if row is None:
+            raise JobNotFound(job_id)
+        return row
+
+    def _record(self, row: JobRow) -> JobRecord:
+        return JobRecord.from_row(row, now=self._clock())
+
+    def _event(
+        self, session: Session, row: JobRow, now: datetime, note: str | None = None, **extra: Any
+    ) -> None:
+        session.add(
+            EventRow(
+                job_id=row.id,
+                at=now,
+                status=row.status,
+                service_status=row.service_status,
+                task_id=row.task_id,
+                note=redact_text(note) if note else None,
+                **extra,
+            )
+        )
+
+    @staticmethod
+    def _changed(session: Session, statement: Any) -> bool:
+        result = cast(CursorResult[Any], session.execute(statement))
+        return result.rowcount == 1
+
+    # --- writes -----------------------------------------------------------------------
+
+    def claim(
+        self,
+        identity: str,
+        job: Job,
+        *,
+        inputs: Mapping[Role, Sequence[InputRecord]] | None = None,
+        parent_id: str | None = None,
+        flow_run_id: str | None = None,
+    ) -> JobRecord:
+        """The job's row, created when absent; concurrent claims get the same row.
+
+        `inputs` describes each input (source, conformed sha256, conform report); by
+        default the job's own URLs, without their query strings.
+        """
+        existing = self.find(identity=identity)
+        if existing is not None:
+            return existing
+        if inputs is None:
+            inputs = {
+                role: [InputRecord(source=u) for u in urls]
+                for role, urls in job.input.media().items()
+            }
+        now = self._clock()
+        try:
+            with self._transaction() as session:
+                row = JobRow(
+                    id=new_job_id(),
+                    identity=identity,
+                    function=job.function.value,
+                    model=job.model,
+                    prompt=job.input.prompt,
+                    parameters=job.parameters.model_dump(mode="json", exclude_none=True),
+                    request=redact_json(job.to_body()),
+                    inputs=_inputs_json(inputs),
+                    status=JobStatus.NEW.value,
+                    attempts=0,
+                    parent_id=parent_id,
+                    flow_run_id=flow_run_id,
+                    created_at=now,
+                    updated_at=now,
+                )
+                session.add(row)
+                session.flush()
+                self._event(session, row, now, "claimed")
+                return self._record(row)
+        except IntegrityError:
+            # Another claim inserted the same identity since our read: the unique
+            # constraint decided, and its row is the job's row.
+            winner = self.find(identity=identity)
+            if winner is None:
+                raise
+            return winner
+
+    def record_staging(
+        self,
+        job_id: str,
+        *,
+        inputs: Mapping[Role, Sequence[InputRecord]] | None = None,
+        expires_at: datetime | None = None,
+    ) -> JobRecord:
+        """Inputs being staged (or staged: pass their URLs and when they expire)."""
+        now = self._clock()
+        with self._transaction() as session:
+            row = self._row(session, job_id)
+            if JobStatus(row.status) not in SUBMITTABLE_STATUSES:
+                raise CatalogConflict(f"job {job_id} is {row.status}: too late to stage inputs")
+            entered = row.status != JobStatus.STAGING
+            row.status = JobStatus.STAGING.value
+            if inputs is not None:
+                row.inputs = _inputs_json(inputs)
+            if expires_at is not None:
+                row.inputs_expire_at = expires_at
+            row.updated_at = now
+            if entered:
+                self._event(session, row, now, "staging inputs")
+            return self._record(row)
+
+    def begin_submit(self, job_id: str, owner: str, lease_seconds: float) -> bool:
+        """Take the right to submit; True for exactly one caller. See the module docstring."""
+        now = self._clock()
+        with self._transaction() as session:
+            won = self._changed(
+                session,
+                update(JobRow)
+                .where(
+                    JobRow.id == job_id,
+                    JobRow.status.in_([s.value for s in SUBMITTABLE_STATUSES]),
+                )
+                .values(
+                    status=JobStatus.SUBMITTING.value,
+                    submit_owner=owner,
+                    submit_lease_until=now + timedelta(seconds=lease_seconds),
+                    attempts=JobRow.attempts + 1,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False),
+            )
+            row = self._row(session, job_id)
+            if won:
+                self._event(session, row, now, f"submit lease to {owner} for {lease_seconds:g} s")
+            return won
+
+    def record_submitted(self, job_id: str, task_id: str, request_id: str | None) -> JobRecord:
+        """Write the task id the service returned; call it first, before anything else.
+
+        Idempotent for the same task id; a different task id for a job that already has
+        one raises CatalogConflict (after keeping that id in the job's history).
+        """
+        now = self._clock()
+        with self._transaction() as session:
+            row = self._row(session, job_id)
+            if row.task_id == task_id:
+                return self._record(row)
+            if row.task_id is None:
+                row.task_id = task_id
+                row.request_id = request_id
+                row.status = JobStatus.SUBMITTED.value
+                row.service_status = TaskStatus.PENDING.value
+                row.submitted_at = now
+                row.submit_lease_until = None
+                row.updated_at = now
+                self._event(session, row, now, f"submitted (request {request_id})")
+                return self._record(row)
+            self._event(session, row, now, f"a second task {task_id} was recorded; kept here")
+        raise CatalogConflict(f"job {job_id} already has task {row.task_id}, not {task_id}")
+
+    def abandon_submit(self, job_id: str, owner: str, error: BaseException | str) -> bool:
+        """Give the submit lease back when the submit certainly did not happen; the row
+        is submittable again. False when `owner` no longer holds it."""
+        now = self._clock()
+        code = getattr(error, "code", None)
+        message = redact_text(str(error))
+        with self._transaction() as session:
+            released = self._changed(
+                session,
+                update(JobRow)
+                .where(
+                    JobRow.id == job_id,
+                    JobRow.status == JobStatus.SUBMITTING.value,
+                    JobRow.submit_owner == owner,
+                    JobRow.task_id.is_(None),
+                )
+                .values(
+                    status=JobStatus.NEW.value,
+                    submit_owner=None,
+                    submit_lease_until=None,
+                    attempts=JobRow.attempts - 1,
+                    error_code=code if isinstance(code, str) else None,
+                    error_message=message,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False),
+            )
+            row = self._row(session, job_id)
+            if released:
+                self._event(session, row, now, f"submit abandoned: {message}")
+            return released
+
+    def record_status(self, job_id: str, task: TaskResponse) -> JobRecord:
+        """Follow the service's answer for the job's task. One history event per change of
+        service status, not per poll; a final status is never overwritten."""
+        now = self._clock()
+        out = task.output
+        with self._transaction() as session:
+            row = self._row(session, job_id)
+            if row.task_id != out.task_id:
+                raise CatalogConflict(f"job {job_id} follows task {row.task_id}, not {out.task_id}")
+            changed = row.service_status != out.task_status.value
+            row.service_status = out.task_status.value
+            row.updated_at = now
+            if not JobStatus(row.status).is_final:
+                status = _status_of(out.task_status, row.submitted_at, now)
+                row.status = status.value
+                if status.is_final:
+                    row.finished_at = now
+                if status is JobStatus.FAILED:
+                    row.error_code = out.code
+                    row.error_message = redact_text(out.message or "")
+            if task.usage is not None:
+                row.usage = task.usage.model_dump(mode="json", exclude_none=True)
+                if out.task_status is TaskStatus.SUCCEEDED and task.usage.video_duration:
+                    count = task.usage.video_count or 1
+                    row.cost = task.usage.video_duration * count * self.price_per_second
+            if changed:
+                note = f"{out.code}: {out.message}" if out.code else None
+                self._event(
+                    session,
+                    row,
+                    now,
+                    note,
+                    submit_time=_service_time(out.submit_time),
+                    scheduled_time=_service_time(out.scheduled_time),
+                    end_time=_service_time(out.end_time),
+                )
+            return self._record(row)
+
+    def record_output(self, job_id: str, output: OutputRecord) -> JobRecord:
+        """The video is ours: where it is, its hash and probe, its thumbnail."""
+        now = self._clock()
+        with self._transaction() as session:
+            row = self._row(session, job_id)
+            row.output_path = output.path
+            row.output_uri = strip_url(output.s3_uri) if output.s3_uri else None
+            row.output_sha256 = output.sha256
+            row.output_probe = redact_json(output.probe) if output.probe is not None else None
+            row.thumbnail_path = output.thumbnail_path
+            row.status = JobStatus.SUCCEEDED.value
+            row.finished_at = row.finished_at or now
+            row.updated_at = now
+            self._event(session, row, now, f"output {output.path or row.output_uri}")
+            return self._record(row)
+
+    def record_failure(self, job_id: str, code: str | None, message: str) -> JobRecord:
+        """The job ended without a video, for a reason of ours or the service's."""
+        now = self._clock()
+        with self._transaction() as session:
+            row = self._row(session, job_id)
+            row.status = JobStatus.FAILED.value
+            row.error_code = code
+            row.error_message = redact_text(message)
+            row.submit_lease_until = None
+            row.finished_at = row.finished_at or now
+            row.updated_at = now
+            self._event(session, row, now, f"{code}: {message}" if code else message)
+            return self._record(row)
+
+    def mark_resubmit(self, job_id: str, reason: str) -> JobRecord:
+        """Let the job be submitted again (a forgotten, failed or uncertain task): clears
+        the task id, keeps the history. Raises CatalogConflict for any other state."""
+        now = self._clock()
+        with self._transaction() as session:
+            row = self._row(session, job_id)
+            old_task = row.task_id
+            allowed = self._changed(
+                session,
+                update(JobRow)
+                .where(
+                    JobRow.id == job_id,
+                    or_(
+                        JobRow.status.in_([s.value for s in _RESUBMITTABLE]),
+                        _uncertain_clause(now),
+                    ),
+                )
+                .values(
+                    status=JobStatus.NEW.value,
+                    task_id=None,
+                    request_id=None,
+                    service_status=None,
+                    submit_owner=None,
+                    submit_lease_until=None,
+                    submitted_at=None,
+                    finished_at=None,
+                    usage=None,
+                    cost=None,
+                    error_code=None,
+                    error_message=None,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False),
+            )
+            if not allowed:
+                status = JobRecord.from_row(row, now=now).status
+                raise CatalogConflict(f"job {job_id} is {status}: not resubmittable")
+            session.refresh(row)
+            self._event(session, row, now, f"resubmit ({reason}); previous task {old_task}")
+            return self._record(row)
+
+    # --- reads ------------------------------------------------------------------------
+
+    def get(self, job_id: str, *, history: bool = False) -> JobRecord:
+        """The job, with its history when asked; raises JobNotFound."""
+        with self._transaction() as session:
+            row = session.get(JobRow, job_id)
+            if row is None:
+                raise JobNotFound(job_id)
+            events = self._history(session, job_id) if history else ()
+            return JobRecord.from_row(row, now=self._clock(), history=events)
+
+    def find(self, *, identity: str | None = None, task_id: str | None = None) -> JobRecord | None:
+        """The job with this identity or task id (exactly one of them), if any."""
+        if (identity is None) == (task_id is None):
+            raise ValueError("give exactly one of identity or task_id")
+        column = JobRow.identity if identity is not None else JobRow.task_id
+        with self._transaction() as session:
+            row = session.scalars(select(JobRow).where(column == (identity or task_id))).first()
+            return self._record(row) if row is not None else None
+
+    def history(self, job_id: str) -> tuple[JobEvent, ...]:
+        with self._transaction() as session:
+            return self._history(session, job_id)
+
+    @staticmethod
+    def _history(session: Session, job_id: str) -> tuple[JobEvent, ...]:
+        rows = session.scalars(
+            select(EventRow).where(EventRow.job_id == job_id).order_by(EventRow.id)
+        )
+        return tuple(JobEvent.from_row(r) for r in rows)
+
+    def list_jobs(
+        self,
+        *,
+        status: JobStatus | None = None,
+        function: str | None = None,
+        since: datetime | None = None,
+        limit: int | None = 50,
+        history: bool = False,
+    ) -> list[JobRecord]:
+        """Jobs, newest first. `status=UNCERTAIN` finds rows left `submitting`;
+        `history=True` loads every listed job's events too (one more query)."""
+        now = self._clock()
+        query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id.desc())
+        if status is JobStatus.UNCERTAIN:
+            query = query.where(_uncertain_clause(now))
+        elif status is JobStatus.SUBMITTING:
+            query = query.where(JobRow.status == status.value, ~_uncertain_clause(now))
+        elif status is not None:
+            query = query.where(JobRow.status == status.value)
+        if function is not None:
+            query = query.where(JobRow.function == function)
+        if since is not None:
+            query = query.where(JobRow.created_at >= since)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._transaction() as session:
+            rows = list(session.scalars(query))
+            events: dict[str, list[JobEvent]] = {}
+            if history and rows:
+                listed = query.with_only_columns(JobRow.id).scalar_subquery()
+                for event in session.scalars(
+                    select(EventRow).where(EventRow.job_id.in_(listed)).order_by(EventRow.id)
+                ):
+                    events.setdefault(event.job_id, []).append(JobEvent.from_row(event))
+            return [
+                JobRecord.from_row(r, now=now, history=tuple(events.get(r.id, ()))) for r in rows
+            ]
+
+    def in_flight(self) -> list[JobRecord]:
+        """Jobs to resume: a task id and no video yet (waiting, or succeeded and not
+        collected), oldest first."""
+        now = self._clock()
+        no_output = and_(JobRow.output_path.is_(None), JobRow.output_uri.is_(None))
+        query = (
+            select(JobRow)
+            .where(
+                JobRow.task_id.is_not(None),
+                or_(
+                    JobRow.status.in_([s.value for s in _WAITING]),
+                    and_(JobRow.status == JobStatus.SUCCEEDED.value, no_output),
+                ),
+            )
+            .order_by(JobRow.created_at, JobRow.id)
+        )
+        with self._transaction() as session:
+            return [JobRecord.from_row(r, now=now) for r in session.scalars(query)]
+
+    def uncertain(self) -> list[JobRecord]:
+        """Rows left `submitting` past their lease: a person decides (module docstring)."""
+        return self.list_jobs(status=JobStatus.UNCERTAIN, limit=None)
+
+    def median_durations(self, *, since: datetime | None = None) -> dict[str, float]:
+        """Median seconds from task id to final, per function, over succeeded jobs."""
+        query = select(JobRow.function, JobRow.submitted_at, JobRow.finished_at).where(
+            JobRow.status == JobStatus.SUCCEEDED.value,
+            JobRow.submitted_at.is_not(None),
+            JobRow.finished_at.is_not(None),
+        )
+        if since is not None:
+            query = query.where(JobRow.created_at >= since)
+        spans: dict[str, list[float]] = {}
+        with self._transaction() as session:
+            for function, start, end in session.execute(query):
+                if start is None or end is None:
+                    continue
+                spans.setdefault(function, []).append((end - start).total_seconds())
+        return {function: statistics.median(values) for function, values in spans.items()}
+
+    def total_cost(self, *, since: datetime | None = None, function: str | None = None) -> float:
+        """USD spent (the sum of `cost`), optionally since a time or for one function."""
+        query = select(func.coalesce(func.sum(JobRow.cost), 0.0))
+        if since is not None:
+            query = query.where(JobRow.created_at >= since)
+        if function is not None:
+            query = query.where(JobRow.function == function)
+        with self._transaction() as session:
+            return float(session.scalar(query) or 0.0)
+
+
+def _uncertain_clause(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        JobRow.status == JobStatus.SUBMITTING.value,
+        JobRow.submit_lease_until.is_not(None),
+        JobRow.submit_lease_until <= now,
+    )
