@@ -1,1 +1,1 @@
-"""Prefect tasks: thin wrappers over the vaceflow core that add retries, caching, logging, artifacts."""
+"""Prefect tasks: thin wrappers over the vaceflow core (retries, caching, logs, artifacts)."""
