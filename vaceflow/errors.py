@@ -5,10 +5,15 @@
     ├── JobInvalid                 a job body breaks the contract (before any spend)
     ├── MediaError                 an input cannot be read or conformed
     │   └── InputRefused           an input breaks a rule it cannot be conformed to
+    ├── StorageError               staging or publishing on S3 / temporary storage failed
+    ├── StackError                 the local dev stack (SeaweedFS, emulator) would not start
     ├── DashScopeError             the HTTP call failed: status, code, message, request_id
     │   └── DashScopeTransportError  no HTTP answer at all (refused, reset, timed out)
-    └── TaskFailed                 the service ran the task and it ended FAILED/CANCELED/UNKNOWN
-        └── WaitTimeout            the task did not end before our deadline (task_id kept)
+    ├── TaskFailed                 the service ran the task and it ended FAILED/CANCELED/UNKNOWN
+    │   ├── WaitTimeout            the task did not end before our deadline (task_id kept)
+    │   └── WaitCancelled          we stopped waiting on request (the task cancelled if PENDING)
+    └── DownloadFailed             the result could not be fetched intact (nothing left behind)
+        └── ResultExpired          the result link expired (403, or its Expires has passed)
 
 "The call failed" (DashScopeError) and "the job failed" (TaskFailed) are different
 things: the first says nothing about whether the task exists.
@@ -30,11 +35,16 @@ __all__ = [
     "ConfigError",
     "DashScopeError",
     "DashScopeTransportError",
+    "DownloadFailed",
     "InputRefused",
     "JobInvalid",
     "MediaError",
+    "ResultExpired",
+    "StackError",
+    "StorageError",
     "TaskFailed",
     "VaceflowError",
+    "WaitCancelled",
     "WaitTimeout",
     "describe_validation_error",
     "is_retryable",
@@ -107,6 +117,37 @@ class InputRefused(MediaError):
     def __init__(self, message: str, *, input_name: str | None = None, rule: str) -> None:
         super().__init__(message, input_name=input_name)
         self.rule = rule
+
+
+class StorageError(VaceflowError):
+    """A store refused or could not be reached: wrong credentials, no bucket, endpoint down.
+
+    `code` is the store's own error code (`InvalidAccessKeyId`, `NoSuchBucket`, ...)
+    when it answered; `retryable` says whether trying again later may help.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str | None = None,
+        bucket: str | None = None,
+        key: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.bucket = bucket
+        self.key = key
+        self.status = status
+        self.code = code
+        self.retryable = retryable
+
+
+class StackError(VaceflowError):
+    """A local dev-stack process would not start or answer; the message has its log tail."""
 
 
 class DashScopeError(VaceflowError):
@@ -186,6 +227,33 @@ class WaitTimeout(TaskFailed):
             f"task {self.task_id} still {self.status.value} after {waited:.0f} s; "
             "it is kept and can be resumed",
         )
+
+
+class WaitCancelled(TaskFailed):
+    """The wait was asked to stop. `task_canceled` says whether the service cancelled the
+    task (only a PENDING task can be); if not, it runs on and may still be billed."""
+
+    def __init__(self, task: TaskResponse, *, task_canceled: bool) -> None:
+        super().__init__(task)
+        self.task_canceled = task_canceled
+        outcome = "cancelled" if task_canceled else f"not cancelled (it is {self.status.value})"
+        self.args = (f"stopped waiting for task {self.task_id}: the task was {outcome}",)
+
+
+class DownloadFailed(VaceflowError):
+    """A result could not be downloaded intact; no partial file is left behind.
+
+    `url` is redacted (no query string: presigned links are credentials)."""
+
+    def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
+class ResultExpired(DownloadFailed):
+    """The result link has expired (links live 24 h): the video cannot be fetched any more
+    through it; a task younger than 24 h can be queried again for a fresh link."""
 
 
 def describe_validation_error(error: ValidationError) -> str:

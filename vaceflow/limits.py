@@ -19,6 +19,7 @@ __all__ = [
     "IMAGE_FORMATS",
     "MAX_REF_IMAGES",
     "MAX_REF_IMAGES_WITH_VIDEO",
+    "MB",
     "MEDIA_RULES",
     "OUTPUT",
     "PROMPT_MAX_CHARS",

@@ -66,6 +66,24 @@ class Settings(BaseSettings):
     keep_inputs: bool = False
     s3_bucket_block: str | None = None
     """Name of a prefect-aws S3Bucket block to use instead of the variables above."""
+    s3_create_bucket: bool = False
+    """Create a missing bucket instead of refusing (off: a typo should not make buckets)."""
+    s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    """path for MinIO/SeaweedFS on a bare host:port; virtual for Alibaba OSS."""
+    s3_access_key_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("VACEFLOW_S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
+    )
+    """Unset: boto3's own chain (profile, instance role). Read here so the dev stack's
+    env file reaches boto3 without being sourced into the shell."""
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("VACEFLOW_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+    )
+    s3_session_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("VACEFLOW_S3_SESSION_TOKEN", "AWS_SESSION_TOKEN"),
+    )
 
     # --- jobs -----------------------------------------------------------------------
     wait_timeout: float = Field(default=30 * 60, gt=0)

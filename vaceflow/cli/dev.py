@@ -1,6 +1,12 @@
-"""`vaceflow dev`: coming with its issue."""
+"""`vaceflow dev up / down / status`: the local stack (SeaweedFS S3 + the emulator).
+
+`up` prints `export` lines on stdout (so `eval "$(vaceflow dev up)"` works) and
+writes the same variables to the env file every command reads; messages go to stderr.
+"""
 
 from __future__ import annotations
+
+import shlex
 
 import typer
 
@@ -9,3 +15,62 @@ __all__ = ["register"]
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
+    dev = typer.Typer(
+        help="The local dev stack: SeaweedFS (S3) and the DashScope emulator on loopback.",
+        no_args_is_help=True,
+    )
+
+    @dev.command("up")
+    def up_command(
+        timeout: float = typer.Option(90.0, help="Seconds to wait for each service."),
+    ) -> None:
+        """Start the stack (idempotent), print its environment, write it to the env file."""
+        from vaceflow.errors import VaceflowError
+        from vaceflow.settings import data_dir, env_file
+        from vaceflow.stack import stack_env, up
+
+        try:
+            state, already = up(data_dir(), timeout=timeout)
+        except VaceflowError as exc:
+            typer.echo(f"vaceflow dev up: {exc}", err=True)
+            raise typer.Exit(1) from None
+        word = "already running" if already else "started"
+        typer.echo(
+            f"dev stack {word}: S3 {state.s3_endpoint}, emulator {state.emulator_url}", err=True
+        )
+        typer.echo(f"lifecycle: {state.lifecycle}", err=True)
+        typer.echo(
+            f"environment written to {env_file()} (read by every vaceflow command)", err=True
+        )
+        for key, value in stack_env(state).items():
+            typer.echo(f"export {key}={shlex.quote(value)}")
+
+    @dev.command("down")
+    def down_command() -> None:
+        """Stop the stack; its data and keys stay for the next `up`."""
+        from vaceflow.settings import data_dir
+        from vaceflow.stack import down
+
+        stopped = down(data_dir())
+        typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "dev stack was not running")
+
+    @dev.command("status")
+    def status_command() -> None:
+        """Say what runs and answers; exit 1 unless everything does."""
+        from vaceflow.settings import data_dir
+        from vaceflow.stack import status
+
+        services = status(data_dir())
+        if not services:
+            typer.echo("dev stack: not started (vaceflow dev up)")
+            raise typer.Exit(1)
+        for s in services:
+            state = (
+                "answering" if s.answering else "running, not answering" if s.running else "stopped"
+            )
+            pid = f"pid {s.pid}" if s.running else "no process"
+            typer.echo(f"{s.name:<10} {state:<24} {pid:<12} {s.url}")
+        if not all(s.answering for s in services):
+            raise typer.Exit(1)
+
+    app.add_typer(dev, name="dev")

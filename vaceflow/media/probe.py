@@ -28,8 +28,11 @@ _IMAGE_CODECS = {
     "webp": "webp",
     "gif": "gif",
     "av1": "avif",
+    "libdav1d": "avif",
     "hevc": "heic",
 }
+_IMAGE_BRANDS = frozenset({"avif", "avis", "heic", "heix", "mif1"})
+"""ISO-BMFF major brands of still images (the mov demuxer reads AVIF and HEIF)."""
 _IMAGE_DEMUXERS = {
     "image2",
     "png_pipe",
@@ -71,6 +74,8 @@ class MediaInfo(BaseModel):
     pix_fmt: str | None = None
     has_alpha: bool = False
     has_audio: bool = False
+    has_b_frames: bool = False
+    """Frames are stored out of display order: a stream-copy cut cannot end exactly."""
 
     @property
     def is_mp4(self) -> bool:
@@ -105,8 +110,11 @@ def _describe(p: Path, size: int, container: av.container.InputContainer) -> Med
     codec = ctx.name
     pix_fmt = ctx.pix_fmt
     fmt_name = container.format.name
-    is_image = fmt_name in _IMAGE_DEMUXERS or (
-        fmt_name.endswith("_pipe") and codec in _IMAGE_CODECS
+    brand = str(container.metadata.get("major_brand", "")).strip()
+    is_image = (
+        fmt_name in _IMAGE_DEMUXERS
+        or (fmt_name.endswith("_pipe") and codec in _IMAGE_CODECS)
+        or brand in _IMAGE_BRANDS
     )
     has_audio = bool(container.streams.audio)
 
@@ -166,6 +174,7 @@ def _describe(p: Path, size: int, container: av.container.InputContainer) -> Med
         pix_fmt=pix_fmt,
         has_alpha=_has_alpha(pix_fmt or ""),
         has_audio=has_audio,
+        has_b_frames=bool(ctx.has_b_frames),
     )
 
 

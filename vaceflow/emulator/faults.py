@@ -1,0 +1,54 @@
+"""Seeded fault injection: which call or task fails, and how.
+
+One `random.Random(seed)` decides everything, so a run with the same seed and the
+same sequence of calls fails the same way; every decision is also counted so tests
+can tell what happened.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from vaceflow.emulator.config import EmulatorConfig, FaultKind
+
+__all__ = ["CALL_FAULTS", "Faults"]
+
+CALL_FAULTS: tuple[FaultKind, ...] = (
+    FaultKind.ERROR_500,
+    FaultKind.ERROR_503,
+    FaultKind.DROP,
+    FaultKind.SLOW,
+)
+"""Kinds that hit an API call (the rest hit tasks)."""
+
+
+class Faults:
+    def __init__(self, config: EmulatorConfig) -> None:
+        self._rate = config.fault_rate
+        self._call_kinds = [kind for kind in CALL_FAULTS if kind in config.faults]
+        self._task_failures = FaultKind.TASK_FAILURE in config.faults
+        self._drop_creates = config.drop_creates_task
+        self._random = random.Random(config.seed)
+        self.injected: Counter[str] = Counter()
+
+    def for_call(self) -> FaultKind | None:
+        """The fault to inflict on this API call, if any."""
+        if not self._call_kinds or self._random.random() >= self._rate:
+            return None
+        kind = self._random.choice(self._call_kinds)
+        self.injected[kind.value] += 1
+        return kind
+
+    def task_fails(self) -> bool:
+        """Whether the task now starting will end FAILED InternalError.Algo."""
+        if not self._task_failures or self._random.random() >= self._rate:
+            return False
+        self.injected[FaultKind.TASK_FAILURE.value] += 1
+        return True
+
+    def dropped_submit_creates_task(self) -> bool:
+        """For a submit whose answer is dropped: did the service accept it anyway?"""
+        created = self._random.random() < self._drop_creates
+        self.injected["drop_submit_created" if created else "drop_submit_lost"] += 1
+        return created
