@@ -1,11 +1,250 @@
-"""`vaceflow run`: coming with its issue."""
+"""`vaceflow run <function>`: prepare a job; `--dry-run` shows the plan without spending.
+
+One sub-command per function. Its options are read from the function's job model
+(`vaceflow.media.spec`): inputs are the API's `*_url` fields without `_url`
+(`--video`, `--mask-image`, `--ref-image` ...), parameters keep the API's names
+(`--control-condition`, `--top-scale`, `--prompt-extend/--no-prompt-extend` ...),
+enums are choices and help texts are the models' descriptions.
+
+Exit codes: 0 ready, 1 not run (submitting comes with the flows), 2 refused before
+any spend (an input broke a rule it cannot be conformed to, or the job is invalid).
+"""
 
 from __future__ import annotations
 
+import inspect
+import json
+import types
+import typing
+from enum import Enum, StrEnum
+from typing import Annotated, Any, Literal
+
 import typer
+from pydantic.fields import FieldInfo
+
+from vaceflow.jobs import Function
 
 __all__ = ["register"]
+
+_SUMMARY = {
+    Function.IMAGE_REFERENCE: "A video from 1-3 reference images (subjects and a background).",
+    Function.VIDEO_REPAINTING: "Restyle a video, keeping its pose, depth or line art.",
+    Function.VIDEO_EDIT: "Repaint the masked area of a video.",
+    Function.VIDEO_EXTENSION: "Continue from frames or clips (first/last) into 5 s of video.",
+    Function.VIDEO_OUTPAINTING: "Extend a video's picture beyond its borders.",
+}
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
+    run_app = typer.Typer(
+        help="Prepare and run a VACE job (--dry-run: conform and validate, no upload, no spend).",
+        no_args_is_help=True,
+    )
+    for function in Function:
+        run_app.command(name=function.value, help=_SUMMARY[function])(_command(function))
+    app.add_typer(run_app, name="run")
+
+
+def _command(function: Function) -> Any:
+    """A typer command whose options are `function`'s job fields."""
+    from vaceflow.media.spec import input_fields, input_roles, parameter_fields
+
+    params: list[inspect.Parameter] = [
+        _param("prompt", str, typer.Option("--prompt", help="What the video should show."), ...)
+    ]
+    for role, field in input_roles(function).items():
+        many = typing.get_origin(_unwrap(field.annotation)) is list
+        what = "paths, URLs or s3:// URIs (repeat the option)" if many else "path, URL or s3:// URI"
+        params.append(
+            _param(
+                role.value,
+                list[str] | None if many else str | None,
+                typer.Option(
+                    f"--{_flag(role.value)}",
+                    help=f"{role.api_field}: {what}.",
+                    rich_help_panel="Inputs",
+                    show_default=False,
+                ),
+                ... if field.is_required() and not many else None,
+            )
+        )
+    for name, field in input_fields(function).items():
+        params.append(_field_param(name, field, panel="Inputs"))
+    for name, field in parameter_fields(function).items():
+        params.append(_field_param(name, field, panel="Parameters"))
+    params += [
+        _param(
+            "dry_run", bool, typer.Option("--dry-run", help="Prepare and validate only."), False
+        ),
+        _param("json_out", bool, typer.Option("--json", help="Machine-readable output."), False),
+    ]
+
+    def command(**options: Any) -> None:
+        _run(function, options)
+
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__name__ = function.value
+    return command
+
+
+def _param(name: str, kind: Any, option: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, option]
+    )
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _unwrap(annotation: Any) -> Any:
+    """`X | None` -> X; Annotated[X, ...] -> X."""
+    if typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return _unwrap(args[0])
+    return annotation
+
+
+def _choices(annotation: Any) -> list[str] | None:
+    """Values of an enum (or an enum | Literal[...]) field, else None."""
+    kinds = (
+        typing.get_args(annotation)
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        else (annotation,)
+    )
+    values: list[str] = []
+    for kind in kinds:
+        if isinstance(kind, type) and issubclass(kind, Enum):
+            values += [str(m.value) for m in kind]
+        elif typing.get_origin(kind) is Literal:
+            values += [str(v) for v in typing.get_args(kind)]
+        else:
+            return None
+    return list(dict.fromkeys(values))
+
+
+def _field_param(name: str, field: FieldInfo, *, panel: str) -> inspect.Parameter:
+    """An option for one model field; the model validates the value (ranges included)."""
+    annotation = _unwrap(field.annotation)
+    help_text = field.description or name.replace("_", " ")
+    if typing.get_origin(annotation) is list:
+        item = _unwrap(typing.get_args(annotation)[0])
+        choices = _choices(item)
+        option = typer.Option(
+            f"--{_flag(name)}",
+            help=f"{help_text} (repeat the option)",
+            rich_help_panel=panel,
+            show_default=False,
+        )
+        element = _choice_type(name, choices) if choices else str
+        return _param(name, list[element] | None, option, None)  # type: ignore[valid-type]
+    if annotation is bool:
+        option = typer.Option(
+            f"--{_flag(name)}/--no-{_flag(name)}",
+            help=help_text,
+            rich_help_panel=panel,
+            show_default=False,
+        )
+        return _param(name, bool | None, option, None)
+    choices = _choices(annotation)
+    kind: Any = str
+    if choices:
+        kind = _choice_type(name, choices)
+    elif annotation in (int, float):
+        kind = annotation
+    option = typer.Option(
+        f"--{_flag(name)}", help=help_text, rich_help_panel=panel, show_default=False
+    )
+    return _param(name, kind | None, option, None)
+
+
+def _choice_type(name: str, values: list[str]) -> type[StrEnum]:
+    """An enum typer shows as choices ("" allowed: 'no control condition')."""
+    return StrEnum(name, [(v or "none", v) for v in values])  # type: ignore[return-value]
+
+
+def _plain(value: Any) -> Any:
+    """Enum choices back to their strings."""
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value.value if isinstance(value, Enum) else value
+
+
+def _run(function: Function, options: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    dry_run = options.pop("dry_run")
+    json_out = options.pop("json_out")
+    console = Console(stderr=False, soft_wrap=True)
+    if not dry_run:
+        typer.echo(
+            "Submitting comes with the flows (not built yet); use --dry-run to prepare and "
+            "check the job without uploading or spending.",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+    import logging
+
+    from vaceflow.errors import InputRefused, VaceflowError
+
+    # The reports are printed below; keep the same lines from reaching stderr twice.
+    logging.getLogger("vaceflow.media").addHandler(logging.NullHandler())
+    from vaceflow.media.prepare import prepare
+    from vaceflow.media.spec import JobSpec
+
+    try:
+        spec = JobSpec.from_options(function, {k: _plain(v) for k, v in options.items()})
+        prepared = prepare(spec)
+    except VaceflowError as exc:
+        error = {
+            "type": type(exc).__name__,
+            "input": getattr(exc, "input_name", None),
+            "rule": exc.rule if isinstance(exc, InputRefused) else None,
+            "message": str(exc),
+        }
+        if json_out:
+            typer.echo(json.dumps({"ready": False, "error": error}, indent=2))
+        else:
+            head = "refused" if isinstance(exc, InputRefused) else type(exc).__name__
+            where = f" [{error['input']}]" if error["input"] else ""
+            rule = f" (rule: {error['rule']})" if error["rule"] else ""
+            console.print(f"[bold red]{head}{where}{rule}:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+    body = prepared.job.to_body()
+    if json_out:
+        out = {
+            "ready": True,
+            "function": function.value,
+            "job": body,
+            "files": {r.value: [str(p) for p in ps] for r, ps in prepared.files.items()},
+            "reports": [r.model_dump(mode="json") for r in prepared.reports],
+        }
+        typer.echo(json.dumps(out, indent=2))
+        return
+    _print_plan(console, prepared)
+    console.print_json(data=body)
+    console.print(
+        "[bold green]ready[/]: every input conforms and the job validates; "
+        "nothing was uploaded or submitted (dry run)."
+    )
+
+
+def _print_plan(console: Any, prepared: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="Conform plan", show_lines=True)
+    for column in ("input", "source", "was", "done (why)", "now"):
+        table.add_column(column, overflow="fold")
+    for report in prepared.reports:
+        done = report.done + (" [cached]" if report.cached else "")
+        table.add_row(report.input, report.source, str(report.before), done, str(report.after))
+    console.print(table)
+    for warning in prepared.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)

@@ -1,0 +1,147 @@
+"""Where an input comes from: a local path, an http(s) URL or an s3:// object.
+
+Remote inputs are streamed into a work folder with a byte cap and a deadline; every
+failure (404, timeout, oversize, no such key) is a `MediaError` naming the input.
+httpx and boto3 errors are translated here and never leak.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import httpx
+
+from vaceflow.errors import MediaError
+
+__all__ = ["GIB", "Sources", "display_ref"]
+
+GIB = 1024**3
+
+
+def display_ref(ref: str) -> str:
+    """`ref` safe to log: a URL without its query (presigned signatures) or user info."""
+    parts = urlsplit(ref)
+    if parts.scheme in ("http", "https"):
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return ref
+
+
+class Sources:
+    """Turns input references into local files under `work_dir`."""
+
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        max_bytes: int = 4 * GIB,
+        timeout: float = 120.0,
+        s3_client: Callable[[], Any] | None = None,
+    ) -> None:
+        """`s3_client` makes the boto3 client for s3:// inputs (the storage's own,
+        with its endpoint and keys); without it s3:// inputs are refused."""
+        self.work_dir = work_dir
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+        self.s3_client = s3_client
+
+    def fetch(self, ref: str, *, name: str) -> Path:
+        """A local file holding the input `ref`; MediaError naming `name` when it cannot."""
+        parts = urlsplit(ref)
+        if parts.scheme in ("http", "https"):
+            return self._download(ref, name, self._http_chunks(ref, name))
+        if parts.scheme == "s3":
+            return self._download(ref, name, self._s3_chunks(parts.netloc, parts.path, name))
+        path = Path(unquote(parts.path) if parts.scheme == "file" else ref).expanduser()
+        if parts.scheme not in ("", "file") and len(parts.scheme) > 1:
+            raise MediaError(
+                f"{name}: {display_ref(ref)}: unsupported scheme {parts.scheme!r} "
+                "(give a path, an http(s):// URL or an s3:// URI)",
+                input_name=name,
+            )
+        if not path.is_file():
+            raise MediaError(f"{name}: {path}: no such file", input_name=name)
+        return path.resolve()
+
+    def _download(self, ref: str, name: str, chunks: Iterator[bytes]) -> Path:
+        leaf = Path(unquote(urlsplit(ref).path)).name or "input"
+        folder = self.work_dir / hashlib.sha256(ref.encode()).hexdigest()[:16]
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / leaf
+        partial = folder / f".{leaf}.part"
+        deadline = time.monotonic() + self.timeout
+        received = 0
+        try:
+            with partial.open("wb") as f:
+                for chunk in chunks:
+                    received += len(chunk)
+                    if received > self.max_bytes:
+                        raise MediaError(
+                            f"{name}: {display_ref(ref)} is larger than "
+                            f"{self.max_bytes / 1024**2:.0f} MB; refusing to download more",
+                            input_name=name,
+                        )
+                    if time.monotonic() > deadline:
+                        raise MediaError(
+                            f"{name}: {display_ref(ref)}: download took over {self.timeout:g} s",
+                            input_name=name,
+                        )
+                    f.write(chunk)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(target)
+        return target
+
+    def _http_chunks(self, url: str, name: str) -> Iterator[bytes]:
+        shown = display_ref(url)
+        try:
+            with (
+                httpx.Client(follow_redirects=True, timeout=min(self.timeout, 30.0)) as client,
+                client.stream("GET", url) as response,
+            ):
+                if response.status_code != 200:
+                    raise MediaError(
+                        f"{name}: {shown}: HTTP {response.status_code}", input_name=name
+                    )
+                self._check_length(response.headers.get("content-length"), shown, name)
+                yield from response.iter_bytes(1 << 20)
+        except httpx.TimeoutException as exc:
+            raise MediaError(
+                f"{name}: {shown}: timed out ({type(exc).__name__})", input_name=name
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise MediaError(
+                f"{name}: {shown}: {type(exc).__name__}: {exc}", input_name=name
+            ) from exc
+
+    def _s3_chunks(self, bucket: str, key_path: str, name: str) -> Iterator[bytes]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        key = unquote(key_path.lstrip("/"))
+        shown = f"s3://{bucket}/{key}"
+        if self.s3_client is None:
+            raise MediaError(f"{name}: {shown}: no S3 client configured", input_name=name)
+        try:
+            obj = self.s3_client().get_object(Bucket=bucket, Key=key)
+            self._check_length(obj.get("ContentLength"), shown, name)
+            yield from obj["Body"].iter_chunks(1 << 20)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "error")
+            raise MediaError(f"{name}: {shown}: {code}", input_name=name) from exc
+        except BotoCoreError as exc:
+            raise MediaError(f"{name}: {shown}: {type(exc).__name__}", input_name=name) from exc
+
+    def _check_length(self, length: object, shown: str, name: str) -> None:
+        if length is not None and int(str(length)) > self.max_bytes:
+            raise MediaError(
+                f"{name}: {shown} is {int(str(length)) / 1024**2:.0f} MB, over the "
+                f"{self.max_bytes / 1024**2:.0f} MB download cap",
+                input_name=name,
+            )
