@@ -16,7 +16,12 @@ import pytest
 
 from tests.media import MediaFactory
 
-pytest_plugins = ["tests.fixtures_emulator", "tests.fixtures_s3"]
+pytest_plugins = [
+    "tests.fixtures_emulator",
+    "tests.fixtures_s3",
+    "tests.fixtures_team",
+    "tests.fixtures_flows",
+]
 
 
 def free_port() -> int:

@@ -452,7 +452,7 @@ def test_cli_list_show_export(cli_env: Path) -> None:
     assert table.exit_code == 0
     for job_id in ids:
         assert job_id in table.stdout
-    assert "$0.50" in table.stdout
+    assert "USD 0.50" in table.stdout
 
     one = runner.invoke(app, ["catalog", "list", "--limit", "1", "--json"])
     assert [r["id"] for r in json.loads(one.stdout)] == [ids[2]]
@@ -480,7 +480,7 @@ def test_cli_list_show_export(cli_env: Path) -> None:
     out = cli_env / "jobs.csv"
     exported = runner.invoke(app, ["catalog", "export", "--format", "csv", "--output", str(out)])
     assert exported.exit_code == 0
-    assert "total cost $1.00" in exported.stderr
+    assert "total cost USD 1.00" in exported.stderr
     assert "3 jobs" in exported.stderr
     assert {row["id"] for row in csv.DictReader(out.open(newline=""))} == set(ids)
 

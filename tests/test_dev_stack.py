@@ -52,14 +52,17 @@ def test_up_status_down(
     env = exports(first.stdout)
     assert env["DASHSCOPE_HTTP_BASE_URL"].startswith("http://127.0.0.1:")
     assert env["VACEFLOW_S3_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+    assert "VACEFLOW_CATALOG_URL" not in env  # solo: the catalog stays on SQLite
+    # A local Prefect server (SQLite) that flows report to.
+    assert httpx.get(f"{env['PREFECT_API_URL']}/health").json() is True
     assert (data / "env").stat().st_mode & 0o077 == 0  # keys inside: owner only
     state = json.loads((data / "stack.json").read_text())
-    pids = (state["seaweed_pid"], state["emulator_pid"])
+    pids = (state["seaweed_pid"], state["emulator_pid"], state["prefect"]["pid"])
     assert (data / "seaweedfs").is_dir()
 
     status = run(["dev", "status"], dev_env)
     assert status.returncode == 0, status.stdout
-    assert status.stdout.count("answering") == 2
+    assert status.stdout.count("answering") == 3
     assert env["DASHSCOPE_API_KEY"] not in status.stdout
 
     # Up again: the same stack, not a second one.
@@ -68,7 +71,7 @@ def test_up_status_down(
     assert "already running" in second.stderr
     assert exports(second.stdout) == env
     state = json.loads((data / "stack.json").read_text())
-    assert (state["seaweed_pid"], state["emulator_pid"]) == pids
+    assert (state["seaweed_pid"], state["emulator_pid"], state["prefect"]["pid"]) == pids
 
     # Every command reads the env file: staging lands in the stack's S3 ...
     monkeypatch.setenv("VACEFLOW_DATA_DIR", str(data))
@@ -88,8 +91,19 @@ def test_up_status_down(
     assert down.returncode == 0
     assert "seaweedfs" in down.stdout
     assert "emulator" in down.stdout
+    assert "prefect" in down.stdout
     assert not is_running(pids[0], "weed mini")
     assert not is_running(pids[1], "emulator")
+    assert not is_running(pids[2], "prefect")
     after = run(["dev", "status"], dev_env)
     assert after.returncode == 1
-    assert after.stdout.count("stopped") == 2
+    assert after.stdout.count("stopped") == 3
+
+
+def test_up_without_prefect(dev_env: dict[str, str]) -> None:
+    started = run(["dev", "up", "--no-prefect"], dev_env)
+    assert started.returncode == 0, started.stderr
+    assert "PREFECT_API_URL" not in exports(started.stdout)
+    status = run(["dev", "status"], dev_env)
+    assert status.returncode == 0, status.stdout
+    assert [line.split()[0] for line in status.stdout.splitlines()] == ["seaweedfs", "emulator"]

@@ -3,6 +3,7 @@
     VaceflowError
     ├── ConfigError                the settings cannot work (no key, bad region, ...)
     ├── JobInvalid                 a job body breaks the contract (before any spend)
+    ├── BudgetExceeded             the estimated cost is over the budget given (no spend)
     ├── MediaError                 an input cannot be read or conformed
     │   └── InputRefused           an input breaks a rule it cannot be conformed to
     ├── StorageError               staging or publishing on S3 / temporary storage failed
@@ -32,6 +33,7 @@ __all__ = [
     "FINAL_CODES",
     "RETRYABLE_CODES",
     "RETRYABLE_STATUSES",
+    "BudgetExceeded",
     "ConfigError",
     "DashScopeError",
     "DashScopeTransportError",
@@ -101,6 +103,21 @@ class ConfigError(VaceflowError):
 
 class JobInvalid(VaceflowError):
     """A job body that the service would refuse or silently change."""
+
+
+class BudgetExceeded(VaceflowError):
+    """The estimate says the run would cost more than the budget; nothing was submitted.
+
+    Both figures are in `currency` (the region's), as the message says."""
+
+    def __init__(self, *, estimated: float, budget: float, currency: str, what: str) -> None:
+        self.estimated = estimated
+        self.budget = budget
+        self.currency = currency
+        super().__init__(
+            f"estimated {currency} {estimated:.2f} ({what}) exceeds the budget of "
+            f"{currency} {budget:.2f}; nothing was submitted"
+        )
 
 
 class MediaError(VaceflowError):

@@ -48,7 +48,11 @@ __all__ = [
     "Job",
     "MaskType",
     "ObjOrBg",
+    "Prompt",
+    "Scale",
+    "Seed",
     "Size",
+    "UnitFloat",
     "VideoEditInput",
     "VideoEditJob",
     "VideoEditParameters",
@@ -116,7 +120,14 @@ class ExpandMode(StrEnum):
     ORIGINAL = "original"
 
 
-Prompt = Annotated[str, Field(min_length=1, description="What the video should show.")]
+Prompt = Annotated[
+    str,
+    Field(
+        min_length=1,
+        description="What the video should show (at most 800 characters).",
+        json_schema_extra={"maxLength": PROMPT_MAX_CHARS},
+    ),
+]
 Url = Annotated[str, Field(min_length=1, description="A public URL (or oss:// reference).")]
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 Scale = Annotated[float, Field(ge=1.0, le=2.0)]

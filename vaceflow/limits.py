@@ -164,8 +164,9 @@ class AccountLimits:
     """Files in the provider's temporary storage live 48 h."""
     list_window_seconds: int = 24 * 3600
     list_default_page_size: int = 10
-    price_per_second_usd: float = 0.10
-    """Today's figure for Singapore; settings override it (prices change)."""
+    typical_task_seconds: float = 7 * 60
+    """One task, submit to end, by the provider's "5 to 10 minutes"; estimates use it
+    until the catalog has measured medians. Prices are settings (`Settings.pricing`)."""
 
 
 ACCOUNT = AccountLimits()

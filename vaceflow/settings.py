@@ -4,18 +4,35 @@ Names follow the official SDK where it has one (`DASHSCOPE_API_KEY`,
 `DASHSCOPE_HTTP_BASE_URL`, `DASHSCOPE_WORKSPACE_ID`) so users move between the two
 freely; everything of vaceflow's own is `VACEFLOW_*`. Secrets are `SecretStr`:
 unwrapped only where a client is made, never in a repr, log or parameter.
+
+Prices live here and nowhere else (the contract: "keep them in settings, not in
+code"): `DEFAULT_PRICES` per region and currency, overridden per region by
+VACEFLOW_PRICES and for the active region by VACEFLOW_PRICE_PER_SECOND; read them
+through `Settings.pricing`.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "data_dir", "env_file"]
+from vaceflow.regions import Region, parse_region
+
+__all__ = ["DEFAULT_PRICES", "Price", "Pricing", "Settings", "data_dir", "env_file"]
 
 
 def data_dir() -> Path:
@@ -26,6 +43,72 @@ def data_dir() -> Path:
 def env_file() -> Path:
     """The file `vaceflow dev up` writes and every command reads by default."""
     return data_dir() / "env"
+
+
+# --- prices ---------------------------------------------------------------------------
+
+
+class Price(BaseModel):
+    """What one second of generated video costs. Reads "0.65 CNY" as well as a mapping,
+    so an environment variable can say it in one word."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    amount: float = Field(ge=0)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            amount, _, currency = value.strip().partition(" ")
+            return {"amount": amount, "currency": currency.strip().upper()}
+        return value
+
+    def of(self, seconds: float) -> float:
+        return seconds * self.amount
+
+    def money(self, amount: float) -> str:
+        """`USD 1.50`: every figure vaceflow prints names its currency."""
+        return f"{self.currency} {amount:.2f}"
+
+    def __str__(self) -> str:
+        cents = f"{self.amount:.2f}"
+        return f"{self.currency} {cents if float(cents) == self.amount else self.amount}/s"
+
+
+DEFAULT_PRICES: Mapping[Region, Price] = {
+    Region.SINGAPORE: Price(amount=0.10, currency="USD"),
+    Region.BEIJING: Price(amount=0.70, currency="CNY"),
+}
+"""The contract's figures (720p, per second of successful output). Prices change:
+override them (`Settings.prices`, `Settings.price_per_second`), do not edit code."""
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """The price table in force: one price per region, and which region is ours.
+
+    Each region bills in its own currency, and a job's model name says its region, so a
+    catalog holding jobs of both regions still costs each in the right money."""
+
+    by_region: Mapping[Region, Price]
+    region: Region
+
+    @classmethod
+    def defaults(cls, region: Region = Region.SINGAPORE) -> Pricing:
+        """The contract's prices, without any override (tests, a bare Catalog)."""
+        return cls(by_region=DEFAULT_PRICES, region=region)
+
+    @property
+    def active(self) -> Price:
+        return self.by_region[self.region]
+
+    def for_model(self, model: str | None) -> Price:
+        """The price of the region that serves `model`; ours for None (a job that
+        follows the client's region) or a name we do not know."""
+        region = next((r for r in self.by_region if r.model == model), self.region)
+        return self.by_region[region]
 
 
 class Settings(BaseSettings):
@@ -87,10 +170,36 @@ class Settings(BaseSettings):
 
     # --- jobs -----------------------------------------------------------------------
     wait_timeout: float = Field(default=30 * 60, gt=0)
+    status_interval: float = Field(default=5.0, gt=0, le=60)
+    """Seconds between status-list calls of the shared watcher: the most an end is
+    noticed late, and what a whole batch's polling costs (one list call per tick)."""
     catalog_url: str | None = None
     """Any SQLAlchemy URL; default: SQLite in the data folder."""
-    price_per_second: float = Field(default=0.10, ge=0)
-    """USD per second of generated video (Singapore, today); prices change."""
+
+    # --- prices ---------------------------------------------------------------------
+    prices: dict[Region, Price] = Field(default_factory=dict)
+    """Per-region overrides of DEFAULT_PRICES, e.g.
+    VACEFLOW_PRICES='{"beijing": "0.65 CNY", "singapore": "0.12 USD"}'."""
+    price_per_second: float | None = Field(default=None, ge=0)
+    """VACEFLOW_PRICE_PER_SECOND: the active region's price, in that region's currency;
+    wins over `prices`."""
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _region_names(cls, value: Any) -> Any:
+        """Accept the region aliases (`cn`, `intl`, ...) as keys."""
+        if isinstance(value, Mapping):
+            return {parse_region(str(k)): v for k, v in value.items()}
+        return value
+
+    @property
+    def pricing(self) -> Pricing:
+        """DEFAULT_PRICES, then `prices`, then `price_per_second` for the active region."""
+        region = parse_region(self.region)
+        table = {**DEFAULT_PRICES, **self.prices}
+        if self.price_per_second is not None:
+            table[region] = Price(amount=self.price_per_second, currency=table[region].currency)
+        return Pricing(by_region=table, region=region)
 
     @classmethod
     def load(cls) -> Settings:

@@ -59,7 +59,7 @@ from vaceflow.errors import VaceflowError
 from vaceflow.jobs import Job
 from vaceflow.limits import ACCOUNT, Role
 from vaceflow.responses import TaskResponse, TaskStatus, parse_service_time
-from vaceflow.settings import Settings
+from vaceflow.settings import Pricing, Settings
 
 __all__ = ["Catalog", "CatalogConflict", "JobNotFound", "default_catalog_url", "new_job_id"]
 
@@ -142,11 +142,11 @@ class Catalog:
         self,
         url: str,
         *,
-        price_per_second: float = ACCOUNT.price_per_second_usd,
+        pricing: Pricing | None = None,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.url = make_url(url)
-        self.price_per_second = price_per_second
+        self.pricing = pricing or Pricing.defaults()
         self._clock = clock
         self._engine = create_catalog_engine(url)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
@@ -155,7 +155,7 @@ class Catalog:
     def from_settings(cls, settings: Settings | None = None) -> Self:
         """The configured catalog, migrated and ready."""
         settings = settings or Settings.load()
-        catalog = cls(default_catalog_url(settings), price_per_second=settings.price_per_second)
+        catalog = cls(default_catalog_url(settings), pricing=settings.pricing)
         return catalog.upgrade()
 
     def __repr__(self) -> str:
@@ -395,7 +395,8 @@ class Catalog:
                 row.usage = task.usage.model_dump(mode="json", exclude_none=True)
                 if out.task_status is TaskStatus.SUCCEEDED and task.usage.video_duration:
                     count = task.usage.video_count or 1
-                    row.cost = task.usage.video_duration * count * self.price_per_second
+                    price = self.pricing.for_model(row.model)
+                    row.cost = price.of(task.usage.video_duration * count)
             if changed:
                 note = f"{out.code}: {out.message}" if out.code else None
                 self._event(
@@ -439,10 +440,12 @@ class Catalog:
             self._event(session, row, now, f"{code}: {message}" if code else message)
             return self._record(row)
 
-    def mark_resubmit(self, job_id: str, reason: str) -> JobRecord:
+    def mark_resubmit(self, job_id: str, reason: str, *, fresh: bool = False) -> JobRecord:
         """Let the job be submitted again (a forgotten, failed or uncertain task): clears
-        the task id, keeps the history. Raises CatalogConflict for any other state."""
+        the task id, keeps the history. `fresh` also allows a succeeded job (the user
+        asked to pay for a new video). Raises CatalogConflict for any other state."""
         now = self._clock()
+        allowed_statuses = [*_RESUBMITTABLE, *((JobStatus.SUCCEEDED,) if fresh else ())]
         with self._transaction() as session:
             row = self._row(session, job_id)
             old_task = row.task_id
@@ -452,7 +455,7 @@ class Catalog:
                 .where(
                     JobRow.id == job_id,
                     or_(
-                        JobRow.status.in_([s.value for s in _RESUBMITTABLE]),
+                        JobRow.status.in_([s.value for s in allowed_statuses]),
                         _uncertain_clause(now),
                     ),
                 )
@@ -480,6 +483,14 @@ class Catalog:
             self._event(session, row, now, f"resubmit ({reason}); previous task {old_task}")
             return self._record(row)
 
+    def record_flow_run(self, job_id: str, flow_run_id: str) -> None:
+        """The Prefect flow run now driving the job (a resumed run replaces the first)."""
+        with self._transaction() as session:
+            row = self._row(session, job_id)
+            if row.flow_run_id != flow_run_id:
+                row.flow_run_id = flow_run_id
+                row.updated_at = self._clock()
+
     # --- reads ------------------------------------------------------------------------
 
     def get(self, job_id: str, *, history: bool = False) -> JobRecord:
@@ -491,13 +502,27 @@ class Catalog:
             events = self._history(session, job_id) if history else ()
             return JobRecord.from_row(row, now=self._clock(), history=events)
 
-    def find(self, *, identity: str | None = None, task_id: str | None = None) -> JobRecord | None:
-        """The job with this identity or task id (exactly one of them), if any."""
-        if (identity is None) == (task_id is None):
-            raise ValueError("give exactly one of identity or task_id")
-        column = JobRow.identity if identity is not None else JobRow.task_id
+    def find(
+        self,
+        *,
+        identity: str | None = None,
+        task_id: str | None = None,
+        flow_run_id: str | None = None,
+    ) -> JobRecord | None:
+        """The job with this identity, task id or flow run (exactly one of them), if any."""
+        keys = {
+            JobRow.identity: identity,
+            JobRow.task_id: task_id,
+            JobRow.flow_run_id: flow_run_id,
+        }
+        given = [(column, value) for column, value in keys.items() if value is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of identity, task_id or flow_run_id")
+        column, value = given[0]
         with self._transaction() as session:
-            row = session.scalars(select(JobRow).where(column == (identity or task_id))).first()
+            row = session.scalars(
+                select(JobRow).where(column == value).order_by(JobRow.updated_at.desc())
+            ).first()
             return self._record(row) if row is not None else None
 
     def history(self, job_id: str) -> tuple[JobEvent, ...]:
@@ -568,6 +593,26 @@ class Catalog:
         with self._transaction() as session:
             return [JobRecord.from_row(r, now=now) for r in session.scalars(query)]
 
+    def inputs_in_use(self, *, exclude: str | None = None) -> set[str]:
+        """sha256 of every input a job not yet ended may still need fetched (its own
+        row excluded): staged inputs are shared by content, so deleting one after a job
+        succeeds must spare those."""
+        active = [
+            JobStatus.NEW,
+            JobStatus.STAGING,
+            JobStatus.SUBMITTING,
+            *_WAITING,
+        ]
+        query = select(JobRow.inputs).where(JobRow.status.in_([s.value for s in active]))
+        if exclude is not None:
+            query = query.where(JobRow.id != exclude)
+        used: set[str] = set()
+        with self._transaction() as session:
+            for inputs in session.scalars(query):
+                for records in (inputs or {}).values():
+                    used.update(r["sha256"] for r in records if r.get("sha256"))
+        return used
+
     def uncertain(self) -> list[JobRecord]:
         """Rows left `submitting` past their lease: a person decides (module docstring)."""
         return self.list_jobs(status=JobStatus.UNCERTAIN, limit=None)
@@ -590,14 +635,30 @@ class Catalog:
         return {function: statistics.median(values) for function, values in spans.items()}
 
     def total_cost(self, *, since: datetime | None = None, function: str | None = None) -> float:
-        """USD spent (the sum of `cost`), optionally since a time or for one function."""
-        query = select(func.coalesce(func.sum(JobRow.cost), 0.0))
+        """Spent in the active region's currency; `total_costs` has every currency."""
+        costs = self.total_costs(since=since, function=function)
+        return costs.get(self.pricing.active.currency, 0.0)
+
+    def total_costs(
+        self, *, since: datetime | None = None, function: str | None = None
+    ) -> dict[str, float]:
+        """Spent per currency (each job costs in its model's region's money), optionally
+        since a time or for one function."""
+        query = (
+            select(JobRow.model, func.sum(JobRow.cost))
+            .where(JobRow.cost.is_not(None))
+            .group_by(JobRow.model)
+        )
         if since is not None:
             query = query.where(JobRow.created_at >= since)
         if function is not None:
             query = query.where(JobRow.function == function)
+        totals: dict[str, float] = {}
         with self._transaction() as session:
-            return float(session.scalar(query) or 0.0)
+            for model, cost in session.execute(query):
+                currency = self.pricing.for_model(model).currency
+                totals[currency] = totals.get(currency, 0.0) + float(cost or 0.0)
+        return totals
 
 
 def _uncertain_clause(now: datetime) -> ColumnElement[bool]:

@@ -6,6 +6,8 @@ so `vaceflow --help` stays fast.
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from vaceflow.cli import catalog, demo, dev, doctor, emulator, run
@@ -31,4 +33,8 @@ for _module in (demo, run, catalog, emulator, dev, doctor):
 
 
 def main() -> None:
+    from vaceflow.cli.running import load_env_file
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    load_env_file()
     app()

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from vaceflow.catalog import Catalog, JobRecord
+    from vaceflow.settings import Pricing
 
 __all__ = ["register"]
 
@@ -45,11 +46,15 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
-def _cost(value: float | None) -> str:
-    return f"${value:.2f}" if value is not None else ""
+def _cost(value: float | None, record: JobRecord, pricing: Pricing) -> str:
+    return pricing.for_model(record.model).money(value) if value is not None else ""
 
 
-def _jobs_table(records: list[JobRecord]) -> Table:
+def _totals(costs: dict[str, float]) -> str:
+    return " + ".join(f"{currency} {amount:.2f}" for currency, amount in costs.items()) or "0.00"
+
+
+def _jobs_table(records: list[JobRecord], pricing: Pricing) -> Table:
     from rich.table import Table
     from rich.text import Text
 
@@ -64,7 +69,7 @@ def _jobs_table(records: list[JobRecord]) -> Table:
             r.status.value,
             _when(r.created_at),
             _duration(r.duration_seconds),
-            _cost(r.cost),
+            _cost(r.cost, r, pricing),
             Text((r.output.path or r.output.s3_uri or "") if r.output else ""),
         )
     return table
@@ -126,7 +131,7 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(to_json(records))
             return
-        Console().print(_jobs_table(records))
+        Console().print(_jobs_table(records, catalog.pricing))
 
     @catalog_app.command("show")
     def show(
@@ -163,11 +168,11 @@ def register(app: typer.Typer) -> None:
 
         with _open() as catalog:
             records = catalog.list_jobs(limit=None, history=fmt is ExportFormat.JSON)
-            total = catalog.total_cost()
+            totals = catalog.total_costs()
         text = to_json(records) + "\n" if fmt is ExportFormat.JSON else to_csv(records)
         if output is None:
             sys.stdout.write(text)
         else:
             output.write_text(text, encoding="utf-8")
         where = f" to {output}" if output else ""
-        typer.echo(f"exported {len(records)} jobs{where}; total cost ${total:.2f}", err=True)
+        typer.echo(f"exported {len(records)} jobs{where}; total cost {_totals(totals)}", err=True)

@@ -1,19 +1,194 @@
-"""`vaceflow demo`: all five functions end to end on the local stack."""
+"""`vaceflow demo`: all five functions end to end on the local stack.
+
+Starts the stack (SeaweedFS, the emulator, a Prefect server; left running for the
+Prefect UI and for `vaceflow catalog`), draws sample inputs with ffmpeg, runs the five
+jobs as one `vace_batch` and prints what each made. A second run returns the
+cataloged results without a new submission (`--fresh` pays again).
+"""
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+from typing import Any
+
 import typer
 
-__all__ = ["register"]
+__all__ = ["demo_jobs", "register"]
+
+PROMPTS = {
+    "image_reference": "A red ball rolls across a glowing fractal landscape at dusk.",
+    "video_repainting": "The test pattern becomes a neon city street at night, same motion.",
+    "video_edit": "A golden retriever sits in the marked oval, looking at the camera.",
+    "video_extension": "The colour bars dissolve into ocean waves under a clear sky.",
+    "video_outpainting": "The screen hangs in a cosy living room with plants and a lamp.",
+}
+
+
+def demo_jobs(samples: Any) -> list[dict[str, Any]]:
+    """The five demo jobs, as API bodies with local paths where URLs go."""
+    return [
+        {
+            "input": {
+                "function": "image_reference",
+                "prompt": PROMPTS["image_reference"],
+                "ref_images_url": [str(samples.subject), str(samples.background)],
+            },
+            "parameters": {"obj_or_bg": ["obj", "bg"], "size": "1280*720"},
+        },
+        {
+            "input": {
+                "function": "video_repainting",
+                "prompt": PROMPTS["video_repainting"],
+                "video_url": str(samples.video),
+            },
+            "parameters": {"control_condition": "depth", "strength": 0.8},
+        },
+        {
+            "input": {
+                "function": "video_edit",
+                "prompt": PROMPTS["video_edit"],
+                "video_url": str(samples.video),
+                "mask_image_url": str(samples.mask),
+            },
+            "parameters": {"mask_type": "fixed"},
+        },
+        {
+            "input": {
+                "function": "video_extension",
+                "prompt": PROMPTS["video_extension"],
+                "first_clip_url": str(samples.first_clip),
+            },
+        },
+        {
+            "input": {
+                "function": "video_outpainting",
+                "prompt": PROMPTS["video_outpainting"],
+                "video_url": str(samples.video),
+            },
+            "parameters": {"left_scale": 1.5, "right_scale": 1.5, "top_scale": 1.2},
+        },
+    ]
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
 
     @app.command()
-    def demo() -> None:
-        """Run all five VACE functions end to end on a local stack (coming: needs the flows)."""
-        typer.echo(
-            "vaceflow demo is coming: the flows that run the five functions end to end are "
-            "not built yet. Meanwhile `vaceflow emulator` serves the local DashScope emulator."
+    def demo(
+        fresh: bool = typer.Option(
+            False, "--fresh", help="Submit again even though the catalog has the results."
+        ),
+        prefect_server: bool = typer.Option(
+            True,
+            "--prefect-server/--no-prefect-server",
+            help="Run the flows against the stack's Prefect server (its UI shows the runs).",
+        ),
+    ) -> None:
+        """Run all five VACE functions end to end on a local stack (emulated service)."""
+        _demo(fresh=fresh, prefect_server=prefect_server)
+
+
+def _demo(*, fresh: bool, prefect_server: bool) -> None:
+    from rich.console import Console
+
+    from vaceflow.errors import VaceflowError
+    from vaceflow.samples import make_samples
+    from vaceflow.settings import data_dir
+    from vaceflow.stack import stack_env, up
+
+    console = Console()
+    started = time.monotonic()
+    folder = data_dir()
+    with console.status("starting the local stack (S3, DashScope emulator, Prefect) ..."):
+        try:
+            state, _ = up(folder, prefect=prefect_server)
+        except VaceflowError as exc:
+            console.print(f"[bold red]the local stack did not start:[/] {exc}")
+            raise typer.Exit(1) from None
+    for key, value in stack_env(state).items():
+        os.environ[key] = value  # the stack's, even over an older environment
+    if not prefect_server:
+        os.environ.pop("PREFECT_API_URL", None)
+    console.print(
+        f"stack up in {time.monotonic() - started:.0f} s: S3 {state.s3_endpoint}, "
+        f"emulator {state.emulator_url}"
+        + (f", Prefect {state.prefect.api_url}" if state.prefect else ""),
+        highlight=False,
+    )
+    with console.status("drawing sample inputs with ffmpeg ..."):
+        samples = make_samples(folder / "samples")
+    console.print(f"sample inputs in {folder / 'samples'}", highlight=False)
+
+    from flows.batch import vace_batch
+    from vaceflow.cli.running import progress
+    from vaceflow.jobs import parse_job
+
+    jobs = [parse_job(body) for body in demo_jobs(samples)]
+    before = _submissions(state.emulator_url)
+    with progress(console):
+        outcomes = vace_batch(jobs, fresh=fresh)
+    submitted = _submissions(state.emulator_url) - before
+    _print_table(console, outcomes)
+    console.print(
+        f"{sum(o.ok for o in outcomes)} of {len(outcomes)} functions succeeded in "
+        f"{time.monotonic() - started:.0f} s; the emulator counted {submitted} new "
+        f"submission{'s' if submitted != 1 else ''}.",
+        highlight=False,
+    )
+    console.print(
+        "Every video carries an EMULATED mark: the local emulator made it, not the model. "
+        "`vaceflow catalog list` shows the jobs"
+        + (
+            f"; the Prefect UI at {state.prefect.api_url.removesuffix('/api')} shows the runs"
+            if state.prefect
+            else ""
         )
+        + "; `vaceflow dev down` stops the stack.",
+        highlight=False,
+    )
+    if not all(o.ok for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _submissions(emulator_url: str) -> int:
+    import httpx
+
+    try:
+        state = httpx.get(f"{emulator_url}/_emulator/tasks", timeout=10).json()
+    except (httpx.HTTPError, ValueError):
+        return 0
+    return int(state.get("counters", {}).get("submissions", len(state.get("tasks", []))))
+
+
+def _print_table(console: Any, outcomes: list[Any]) -> None:
+    from rich.table import Table
+
+    from vaceflow.catalog import Catalog
+
+    table = Table(title="vaceflow demo: five functions, emulated service")
+    for column in ("function", "status", "job", "video", "thumbnail"):
+        table.add_column(column, overflow="fold")
+    with Catalog.from_settings() as catalog:
+        for o in outcomes:
+            record = catalog.get(o.job_id) if o.job_id else None
+            out = record.output if record else None
+            table.add_row(
+                o.function,
+                "[green]succeeded[/]" if o.ok else f"[red]{o.status}[/]: {o.error or ''}",
+                o.job_id or "",
+                _short(out.path if out else None),
+                _short(out.thumbnail_path if out else None),
+            )
+    console.print(table)
+
+
+def _short(path: str | None) -> str:
+    if not path:
+        return ""
+    p = Path(path)
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)

@@ -1,4 +1,5 @@
-"""`vaceflow dev up / down / status`: the local stack (SeaweedFS S3 + the emulator).
+"""`vaceflow dev up / down / status`: the local stack (SeaweedFS S3, the emulator, a
+Prefect server), or with `--team` the team's (plus PostgreSQL and process workers).
 
 `up` prints `export` lines on stdout (so `eval "$(vaceflow dev up)"` works) and
 writes the same variables to the env file every command reads; messages go to stderr.
@@ -16,13 +17,22 @@ __all__ = ["register"]
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
     dev = typer.Typer(
-        help="The local dev stack: SeaweedFS (S3) and the DashScope emulator on loopback.",
+        help="The local stack on loopback: SeaweedFS (S3), the DashScope emulator, Prefect.",
         no_args_is_help=True,
     )
 
     @dev.command("up")
     def up_command(
         timeout: float = typer.Option(90.0, help="Seconds to wait for each service."),
+        prefect: bool = typer.Option(
+            True, "--prefect/--no-prefect", help="Also run a Prefect server (~10 s to start)."
+        ),
+        team: bool = typer.Option(
+            False,
+            "--team",
+            help="The team stack: PostgreSQL, Prefect on it, the catalog on it, workers.",
+        ),
+        workers: int = typer.Option(2, min=1, max=16, help="Process workers (with --team)."),
     ) -> None:
         """Start the stack (idempotent), print its environment, write it to the env file."""
         from vaceflow.errors import VaceflowError
@@ -30,14 +40,22 @@ def register(app: typer.Typer) -> None:
         from vaceflow.stack import stack_env, up
 
         try:
-            state, already = up(data_dir(), timeout=timeout)
+            state, already = up(
+                data_dir(), timeout=timeout, prefect=prefect, team=team, workers=workers
+            )
         except VaceflowError as exc:
             typer.echo(f"vaceflow dev up: {exc}", err=True)
             raise typer.Exit(1) from None
         word = "already running" if already else "started"
+        kind = "team stack" if state.team else "dev stack"
         typer.echo(
-            f"dev stack {word}: S3 {state.s3_endpoint}, emulator {state.emulator_url}", err=True
+            f"{kind} {word}: S3 {state.s3_endpoint}, emulator {state.emulator_url}", err=True
         )
+        if state.prefect is not None:
+            server = state.prefect
+            pool = f", pool {state.pool!r} with {len(state.workers)} workers" if state.team else ""
+            typer.echo(f"prefect: {server.api_url} on {server.database}{pool}", err=True)
+            typer.echo(f"dashboard: {server.api_url.removesuffix('/api')}", err=True)
         typer.echo(f"lifecycle: {state.lifecycle}", err=True)
         typer.echo(
             f"environment written to {env_file()} (read by every vaceflow command)", err=True

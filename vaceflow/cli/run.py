@@ -6,8 +6,13 @@ One sub-command per function. Its options are read from the function's job model
 (`--control-condition`, `--top-scale`, `--prompt-extend/--no-prompt-extend` ...),
 enums are choices and help texts are the models' descriptions.
 
+The dry run ends with the estimate (`vaceflow.estimate`): seconds of video, cost in
+the region's currency, and time, from the configured catalog's medians when it has
+any. `--budget AMOUNT` (same currency) refuses a job whose estimate is over it.
+
 Exit codes: 0 ready, 1 not run (submitting comes with the flows), 2 refused before
-any spend (an input broke a rule it cannot be conformed to, or the job is invalid).
+any spend (an input broke a rule it cannot be conformed to, or the job is invalid),
+3 over budget (the estimate exceeds --budget; nothing was uploaded or submitted).
 """
 
 from __future__ import annotations
@@ -17,12 +22,20 @@ import json
 import types
 import typing
 from enum import Enum, StrEnum
-from typing import Annotated, Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from pydantic.fields import FieldInfo
 
 from vaceflow.jobs import Function
+
+if TYPE_CHECKING:
+    from vaceflow.catalog import Catalog
+    from vaceflow.errors import BudgetExceeded
+    from vaceflow.estimate import Estimate
+    from vaceflow.media.prepare import PreparedJob
+    from vaceflow.settings import Settings
 
 __all__ = ["register"]
 
@@ -78,6 +91,19 @@ def _command(function: Function) -> Any:
             "dry_run", bool, typer.Option("--dry-run", help="Prepare and validate only."), False
         ),
         _param("json_out", bool, typer.Option("--json", help="Machine-readable output."), False),
+        _param(
+            "budget",
+            float | None,
+            typer.Option(
+                "--budget",
+                min=0,
+                metavar="AMOUNT",
+                help="Refuse (exit 3) when the estimated cost is over AMOUNT, in the "
+                "region's currency (USD in Singapore, CNY in Beijing).",
+                show_default=False,
+            ),
+            None,
+        ),
     ]
 
     def command(**options: Any) -> None:
@@ -180,6 +206,7 @@ def _run(function: Function, options: dict[str, Any]) -> None:
 
     dry_run = options.pop("dry_run")
     json_out = options.pop("json_out")
+    budget = options.pop("budget")
     console = Console(stderr=False, soft_wrap=True)
     if not dry_run:
         typer.echo(
@@ -218,18 +245,28 @@ def _run(function: Function, options: dict[str, Any]) -> None:
         raise typer.Exit(2) from None
 
     body = prepared.job.to_body()
+    estimate, over = _estimate(prepared, budget)
     if json_out:
         out = {
-            "ready": True,
+            "ready": over is None,
             "function": function.value,
             "job": body,
             "files": {r.value: [str(p) for p in ps] for r, ps in prepared.files.items()},
             "reports": [r.model_dump(mode="json") for r in prepared.reports],
+            "estimate": estimate.model_dump(mode="json"),
         }
+        if over is not None:
+            out["error"] = _budget_error(over)
         typer.echo(json.dumps(out, indent=2))
+        if over is not None:
+            raise typer.Exit(3)
         return
     _print_plan(console, prepared)
     console.print_json(data=body)
+    console.print(f"[bold]estimate:[/] {estimate.summary}", highlight=False)
+    if over is not None:
+        console.print(f"[bold red]over budget:[/] {over}", highlight=False)
+        raise typer.Exit(3)
     console.print(
         "[bold green]ready[/]: every input conforms and the job validates; "
         "nothing was uploaded or submitted (dry run)."
@@ -248,3 +285,53 @@ def _print_plan(console: Any, prepared: Any) -> None:
     console.print(table)
     for warning in prepared.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+# --- the estimate and --budget (vaceflow.estimate) ---------------------------------------
+
+
+def _estimate(
+    prepared: PreparedJob, budget: float | None
+) -> tuple[Estimate, BudgetExceeded | None]:
+    """The job's estimate, and the BudgetExceeded it raises against `budget` (or None).
+
+    The catalog is read only when it already exists: a dry run creates no database."""
+    from vaceflow.errors import BudgetExceeded
+    from vaceflow.estimate import check_budget, estimate
+    from vaceflow.settings import Settings
+
+    settings = Settings.load()
+    catalog = _existing_catalog(settings)
+    try:
+        result = estimate([prepared], settings=settings, catalog=catalog)
+    finally:
+        if catalog is not None:
+            catalog.close()
+    if budget is None:
+        return result, None
+    try:
+        check_budget(result, budget)
+    except BudgetExceeded as exc:
+        return result, exc
+    return result, None
+
+
+def _existing_catalog(settings: Settings) -> Catalog | None:
+    from sqlalchemy.engine import make_url
+
+    from vaceflow.catalog import Catalog, default_catalog_url
+
+    url = make_url(default_catalog_url(settings))
+    if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
+        return None
+    return Catalog.from_settings(settings)
+
+
+def _budget_error(exc: BudgetExceeded) -> dict[str, Any]:
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "estimated": exc.estimated,
+        "budget": exc.budget,
+        "currency": exc.currency,
+    }

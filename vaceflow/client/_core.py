@@ -453,5 +453,9 @@ class ClientBase:
         """Base URL, model name and workspace this client talks to."""
         return self._core.endpoint
 
+    def job_for(self, job: Job | Mapping[str, Any]) -> Job:
+        """The job as this client would send it: the model named as its region names it."""
+        return self._core.job_for(job)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._core!r})"

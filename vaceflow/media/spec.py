@@ -33,6 +33,23 @@ class JobSpec(BaseModel):
     model: str | None = None
 
     @classmethod
+    def from_job(cls, job: Job) -> JobSpec:
+        """A spec from a job body (local paths and s3:// URIs may stand where URLs do)."""
+        body = job.to_body()
+        media = {role.api_field for role in Role}
+        given = body["input"]
+        return cls(
+            function=job.function,
+            prompt=job.input.prompt,
+            inputs=job.input.media(),
+            input_options={
+                k: v for k, v in given.items() if k not in media and k not in ("function", "prompt")
+            },
+            parameters=body.get("parameters", {}),
+            model=job.model if "model" in job.model_fields_set else None,
+        )
+
+    @classmethod
     def from_options(cls, function: Function, options: dict[str, Any]) -> JobSpec:
         """A spec from flat options named like the API fields without `_url`
         (`video`, `mask_image`, `ref_image`, `mask_frame_id`, `strength`, ...);

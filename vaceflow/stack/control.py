@@ -1,33 +1,46 @@
-"""`vaceflow dev up / down / status`: SeaweedFS and the emulator, side by side on loopback.
+"""`vaceflow dev up / down / status`: the stack's processes, side by side on loopback.
 
-State lives in the data folder: `stack.json` (pids, ports, generated keys; mode 0600),
-`env` (what every vaceflow command reads by default), `logs/`, and SeaweedFS's data
-in `seaweedfs/`. `up` is idempotent: a stack whose processes still run and answer is
-left alone; anything half-running is stopped and started again, on the same ports and
-keys when they are still free, so URLs and env files stay valid across restarts.
+Solo (the default): SeaweedFS, the emulator and a Prefect server on SQLite (skipped
+with `prefect=False`). Team: also PostgreSQL, the Prefect server on it, the catalog on
+it, a process work pool and its workers, as a team runs them on real machines.
+
+`up` is idempotent: a stack whose processes all run and answer is left alone; dead
+workers alone are restarted alone; anything else half-running is stopped and started
+again, on the same ports and keys when they are still free, so URLs and env files
+stay valid across restarts. Data, logs and state stay in the data folder.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
 import logging
 import math
 import os
 import secrets
+import signal
 import socket
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 import httpx
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import SecretStr
 
-from vaceflow.errors import StackError, StorageError
+from vaceflow.errors import ConfigError, StackError, StorageError
 from vaceflow.settings import Settings
+from vaceflow.stack import postgres as pg
+from vaceflow.stack.prefect_server import (
+    api_answers,
+    ensure_pool,
+    pool_workers,
+    server_command,
+    server_env,
+    worker_command,
+    worker_env,
+    worker_statuses,
+)
 from vaceflow.stack.processes import free_ports, is_running, log_tail, spawn, stop, wait_until
 from vaceflow.stack.seaweedfs import (
     REGION,
@@ -37,49 +50,24 @@ from vaceflow.stack.seaweedfs import (
     seaweed_command,
     seaweed_env,
 )
+from vaceflow.stack.state import (
+    PostgresState,
+    PrefectState,
+    StackState,
+    WorkerState,
+    load,
+    locked,
+    save,
+    stack_env,
+    write_env,
+)
 from vaceflow.storage.s3 import S3Store, input_url_ttl
 
-__all__ = ["ServiceStatus", "StackState", "down", "stack_env", "status", "up"]
+__all__ = ["ServiceStatus", "down", "status", "stop_component", "up"]
 
 log = logging.getLogger(__name__)
 
-BUCKET = "vaceflow"
-PREFIX = "vaceflow"
-
-
-class StackState(BaseModel):
-    """What `up` started; written to `stack.json`."""
-
-    model_config = ConfigDict(frozen=True)
-
-    seaweed_pid: int | None = None
-    seaweed_ports: SeaweedPorts
-    emulator_pid: int | None = None
-    emulator_port: int
-    api_key: SecretStr
-    access_key: str
-    secret_key: SecretStr
-    bucket: str = BUCKET
-    prefix: str = PREFIX
-    started_at: datetime | None = None
-    lifecycle: str = "not applied"
-
-    @property
-    def s3_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.seaweed_ports.s3}"
-
-    @property
-    def emulator_url(self) -> str:
-        return f"http://127.0.0.1:{self.emulator_port}"
-
-    @property
-    def seaweed_marker(self) -> str:
-        """In our SeaweedFS's command line and no other's (a reused pid is not ours)."""
-        return f"-s3.port={self.seaweed_ports.s3} "
-
-    @property
-    def emulator_marker(self) -> str:
-        return f"emulator --host 127.0.0.1 --port {self.emulator_port} "
+_OUR_PREFIXES = ("AWS_", "DASHSCOPE_", "VACEFLOW_", "PREFECT_")
 
 
 @dataclass(frozen=True)
@@ -91,92 +79,265 @@ class ServiceStatus:
     answering: bool
 
 
-def stack_env(state: StackState) -> dict[str, str]:
-    """The variables that point vaceflow (and boto3, and the official SDK) at the stack."""
-    return {
-        "DASHSCOPE_API_KEY": state.api_key.get_secret_value(),
-        "DASHSCOPE_HTTP_BASE_URL": f"{state.emulator_url}/api/v1",
-        "VACEFLOW_STAGING": "s3",
-        "VACEFLOW_S3_BUCKET": state.bucket,
-        "VACEFLOW_S3_PREFIX": state.prefix,
-        "VACEFLOW_S3_ENDPOINT_URL": state.s3_endpoint,
-        "VACEFLOW_S3_REGION": REGION,
-        "VACEFLOW_S3_ADDRESSING_STYLE": "path",
-        "AWS_ACCESS_KEY_ID": state.access_key,
-        "AWS_SECRET_ACCESS_KEY": state.secret_key.get_secret_value(),
-    }
+@dataclass(frozen=True)
+class _Plan:
+    """What the stack should run."""
+
+    prefect: bool
+    team: bool
+    workers: int
+
+    @classmethod
+    def of(cls, state: StackState) -> _Plan:
+        return cls(state.prefect is not None, state.team, len(state.workers))
+
+    def covers(self, wanted: _Plan) -> bool:
+        """A running team stack serves a plain `dev up` too: it is not torn down for it."""
+        if wanted.team:
+            return self == wanted
+        return self.prefect >= wanted.prefect
 
 
-def up(data_dir: Path, *, timeout: float = 90.0) -> tuple[StackState, bool]:
-    """Start what is not running; return the state and whether it all ran already."""
+def up(
+    data_dir: Path,
+    *,
+    timeout: float = 90.0,
+    prefect: bool = True,
+    team: bool = False,
+    workers: int = 2,
+) -> tuple[StackState, bool]:
+    """Start what is not running; return the state and whether it all ran already.
+    A running stack that has more than asked for (a team stack, for a plain `up`) is
+    kept; `down` first to get a smaller one."""
+    plan = _Plan(prefect or team, team, workers if team else 0)
     data_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(data_dir):
-        old = _load(data_dir)
-        if old is not None and all(s.running and s.answering for s in _statuses(old)):
-            _write_env(data_dir, old)
-            return old, True
+    with locked(data_dir):
+        old = load(data_dir)
+        if old is not None and _Plan.of(old).covers(plan):
+            statuses = _statuses(old)
+            if all(s.answering for s in statuses):
+                write_env(data_dir, old)
+                return old, True
+            if all(s.answering for s in statuses if not _is_worker(s.name)):
+                state = _start_workers(data_dir, old, timeout)
+                save(data_dir, state)
+                write_env(data_dir, state)
+                return state, False
         if old is not None:
             _stop_all(old)
-        state = _fresh_state(old)
+        state = _fresh_state(old, plan)
         try:
-            state = _start_seaweed(data_dir, state, timeout)
-            _save(data_dir, state)
-            state = _start_emulator(data_dir, state, timeout)
+            # Started side by side; Prefect's server (the slowest) as soon as its
+            # database answers.
+            state, seaweed_ready = _start_seaweed(data_dir, state)
+            save(data_dir, state)
+            state, emulator_ready = _start_emulator(data_dir, state)
+            save(data_dir, state)
+            if plan.team:
+                state, postgres_ready = _start_postgres(data_dir, state)
+                save(data_dir, state)
+                postgres_ready(timeout)
+            prefect_ready: _Ready = _no_wait
+            if plan.prefect:
+                state, prefect_ready = _start_prefect(data_dir, state)
+                save(data_dir, state)
+            seaweed_ready(timeout)
+            emulator_ready(timeout)
+            prefect_ready(timeout)
+            if plan.workers:
+                state = _start_workers(data_dir, state, timeout)
             state = state.model_copy(
                 update={"started_at": datetime.now(UTC), "lifecycle": _apply_lifecycle(state)}
             )
         except BaseException:
             _stop_all(state)
-            _save(data_dir, state.model_copy(update={"seaweed_pid": None, "emulator_pid": None}))
+            save(data_dir, state.without_pids())
             raise
-        _save(data_dir, state)
-        _write_env(data_dir, state)
+        save(data_dir, state)
+        write_env(data_dir, state)
         return state, False
 
 
 def down(data_dir: Path) -> list[str]:
-    """Stop the stack's processes; data, keys and the env file stay for the next `up`."""
-    with _locked(data_dir):
-        state = _load(data_dir)
+    """Stop the stack's processes (workers first, PostgreSQL last); data, keys and the env
+    file stay for the next `up`."""
+    with locked(data_dir):
+        state = load(data_dir)
         if state is None:
             return []
         stopped = _stop_all(state)
-        _save(data_dir, state.model_copy(update={"seaweed_pid": None, "emulator_pid": None}))
+        save(data_dir, state.without_pids())
+        return stopped
+
+
+def stop_component(data_dir: Path, name: str) -> bool:
+    """Stop one process by name (`worker-1`, `prefect`, ...): what a crash looks like to
+    the rest. False if it was not running; `up` starts it again."""
+    with locked(data_dir):
+        state = load(data_dir)
+        if state is None:
+            return False
+        components = {c.name: c for c in _components(state)}
+        if name not in components:
+            raise ConfigError(f"no {name!r} in this stack; it has {', '.join(components)}")
+        c = components[name]
+        stopped = stop(c.pid, c.marker, first=c.first)
+        save(data_dir, _with_pid(state, name, None))
         return stopped
 
 
 def status(data_dir: Path) -> list[ServiceStatus]:
-    state = _load(data_dir)
+    state = load(data_dir)
     return [] if state is None else _statuses(state)
 
 
+# --- the parts --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Component:
+    name: str
+    pid: int | None
+    marker: str
+    url: str
+    answers: Callable[[], bool] = field(repr=False)
+    first: signal.Signals = signal.SIGTERM
+
+
+def _components(state: StackState) -> list[_Component]:
+    """Every process of the stack in start order (stopped in reverse)."""
+    secret = state.secret_key.get_secret_value()
+    parts = [
+        _Component(
+            "seaweedfs",
+            state.seaweed_pid,
+            state.seaweed_marker,
+            state.s3_endpoint,
+            lambda: s3_answers(state.s3_endpoint, state.bucket, state.access_key, secret),
+        ),
+        _Component(
+            "emulator",
+            state.emulator_pid,
+            state.emulator_marker,
+            f"{state.emulator_url}/api/v1",
+            lambda: _http_answers(state.emulator_url),
+        ),
+    ]
+    if state.team and state.postgres is not None:
+        db = state.postgres
+        parts.append(
+            _Component(
+                "postgres",
+                db.pid,
+                db.marker,
+                f"postgresql://{pg.ROLE}:***@127.0.0.1:{db.port}/",
+                lambda: pg.answers(db.port, db.password.get_secret_value()),
+                signal.SIGINT,
+            )
+        )
+    if state.prefect is not None:
+        api = state.prefect.api_url
+        parts.append(
+            _Component(
+                "prefect", state.prefect.pid, state.prefect.marker, api, lambda: api_answers(api)
+            )
+        )
+        online = cache(lambda: worker_statuses(api, state.pool))
+        for w in state.workers:
+            parts.append(
+                _Component(
+                    w.name,
+                    w.pid,
+                    w.marker(state.pool),
+                    f"work pool {state.pool!r}",
+                    _is_online(online, w.name),
+                )
+            )
+    return parts
+
+
+def _is_online(statuses: Callable[[], dict[str, str]], name: str) -> Callable[[], bool]:
+    return lambda: statuses().get(name) == "ONLINE"
+
+
+def _is_worker(name: str) -> bool:
+    return name.startswith("worker-")
+
+
+def _with_pid(state: StackState, name: str, pid: int | None) -> StackState:
+    if name == "seaweedfs":
+        return state.model_copy(update={"seaweed_pid": pid})
+    if name == "emulator":
+        return state.model_copy(update={"emulator_pid": pid})
+    if name == "postgres" and state.postgres is not None:
+        return state.model_copy(update={"postgres": state.postgres.model_copy(update={"pid": pid})})
+    if name == "prefect" and state.prefect is not None:
+        return state.model_copy(update={"prefect": state.prefect.model_copy(update={"pid": pid})})
+    workers = tuple(
+        w.model_copy(update={"pid": pid}) if w.name == name else w for w in state.workers
+    )
+    return state.model_copy(update={"workers": workers})
+
+
 # --- starting -----------------------------------------------------------------------
-def _fresh_state(old: StackState | None) -> StackState:
-    """Keys kept from the last run; ports too, unless something else took them."""
-    if old is not None:
-        wanted = [*old.seaweed_ports.to_dict().values(), old.emulator_port]
-        if all(_port_free(p) for p in wanted):
-            return old.model_copy(update={"seaweed_pid": None, "emulator_pid": None})
-        ports = free_ports(11)
-        return old.model_copy(
+def _ports(state: StackState) -> list[int]:
+    ports = [*state.seaweed_ports.to_dict().values(), state.emulator_port]
+    ports += [s.port for s in (state.prefect, state.postgres) if s is not None]
+    return ports
+
+
+def _fresh_state(old: StackState | None, plan: _Plan) -> StackState:
+    """Keys (and PostgreSQL's password) kept from the last run; ports too, unless
+    something else took one of them."""
+    taken = set(_ports(old)) if old is not None else set()
+    spare = iter([p for p in free_ports(13 + len(taken)) if p not in taken])
+    if old is None:
+        state = StackState(
+            seaweed_ports=SeaweedPorts(*[next(spare) for _ in range(10)]),
+            emulator_port=next(spare),
+            api_key=SecretStr(f"sk-local-{secrets.token_hex(16)}"),
+            access_key=f"VACEFLOW{secrets.token_hex(6).upper()}",
+            secret_key=SecretStr(secrets.token_urlsafe(30)),
+        )
+    elif all(_port_free(p) for p in taken):
+        state = old.without_pids()
+    else:
+        state = old.without_pids().model_copy(
             update={
-                "seaweed_ports": SeaweedPorts(*ports[:10]),
-                "emulator_port": ports[10],
-                "seaweed_pid": None,
-                "emulator_pid": None,
+                "seaweed_ports": SeaweedPorts(*[next(spare) for _ in range(10)]),
+                "emulator_port": next(spare),
+                "prefect": old.prefect and old.prefect.model_copy(update={"port": next(spare)}),
+                "postgres": old.postgres
+                and old.postgres.model_copy(update={"port": next(spare), "pid": None}),
             }
         )
-    ports = free_ports(11)
-    return StackState(
-        seaweed_ports=SeaweedPorts(*ports[:10]),
-        emulator_port=ports[10],
-        api_key=SecretStr(f"sk-local-{secrets.token_hex(16)}"),
-        access_key=f"VACEFLOW{secrets.token_hex(6).upper()}",
-        secret_key=SecretStr(secrets.token_urlsafe(30)),
+    prefect = None
+    if plan.prefect:
+        prefect = PrefectState(
+            port=state.prefect.port if state.prefect else next(spare),
+            database="postgresql" if plan.team else "sqlite",
+        )
+    postgres = state.postgres
+    if plan.team and postgres is None:
+        postgres = PostgresState(port=next(spare), password=SecretStr(secrets.token_urlsafe(24)))
+    workers = tuple(WorkerState(name=f"worker-{n}") for n in range(1, plan.workers + 1))
+    return state.model_copy(
+        update={"prefect": prefect, "postgres": postgres, "team": plan.team, "workers": workers}
     )
 
 
-def _start_seaweed(data_dir: Path, state: StackState, timeout: float) -> StackState:
+def _base_env() -> dict[str, str]:
+    """This process's environment less anything that would point a child elsewhere."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(_OUR_PREFIXES)}
+
+
+_Ready = Callable[[float], None]
+"""Waits (up to the seconds given) until a started process answers; raises StackError."""
+
+
+def _no_wait(timeout: float) -> None:
+    pass
+
+
+def _start_seaweed(data_dir: Path, state: StackState) -> tuple[StackState, _Ready]:
     store = data_dir / "seaweedfs"
     store.mkdir(parents=True, exist_ok=True)
     logfile = data_dir / "logs" / "seaweedfs.log"
@@ -188,18 +349,17 @@ def _start_seaweed(data_dir: Path, state: StackState, timeout: float) -> StackSt
         cwd=data_dir,
     )
     state = state.model_copy(update={"seaweed_pid": pid})
-    _wait(
-        lambda: s3_answers(state.s3_endpoint, state.bucket, state.access_key, secret),
+    endpoint, bucket, access_key = state.s3_endpoint, state.bucket, state.access_key
+    return state, _waiter(
+        lambda: s3_answers(endpoint, bucket, access_key, secret),
         pid,
         state.seaweed_marker,
         "SeaweedFS",
         logfile,
-        timeout,
     )
-    return state
 
 
-def _start_emulator(data_dir: Path, state: StackState, timeout: float) -> StackState:
+def _start_emulator(data_dir: Path, state: StackState) -> tuple[StackState, _Ready]:
     """The emulator CLI in its own process; its key goes by environment, not argv (ps)."""
     logfile = data_dir / "logs" / "emulator.log"
     cmd = [
@@ -217,24 +377,121 @@ def _start_emulator(data_dir: Path, state: StackState, timeout: float) -> StackS
     env = dict(os.environ) | {"DASHSCOPE_API_KEY": state.api_key.get_secret_value()}
     pid = spawn(cmd, log=logfile, env=env, cwd=data_dir)
     state = state.model_copy(update={"emulator_pid": pid})
-    _wait(
-        lambda: _http_answers(state.emulator_url),
-        pid,
-        state.emulator_marker,
-        "the emulator",
-        logfile,
-        timeout,
+    url = state.emulator_url
+    return state, _waiter(
+        lambda: _http_answers(url), pid, state.emulator_marker, "the emulator", logfile
     )
+
+
+def _start_postgres(data_dir: Path, state: StackState) -> tuple[StackState, _Ready]:
+    """initdb on first use, then the server; then Prefect's and the catalog's databases."""
+    assert state.postgres is not None
+    pg.require_driver()
+    bindir = pg.find_postgres()
+    who = pg.run_as()
+    pgdata = data_dir / "postgres"
+    password = state.postgres.password.get_secret_value()
+    pg.init_cluster(bindir, pgdata, password, who)
+    logfile = data_dir / "logs" / "postgres.log"
+    db = state.postgres
+    pid = spawn(
+        pg.postgres_command(bindir, pgdata, db.port),
+        log=logfile,
+        env=_base_env(),
+        cwd=pgdata,
+        user=None if who is None else who.ids,
+    )
+    answers = _waiter(lambda: pg.answers(db.port, password), pid, db.marker, "PostgreSQL", logfile)
+
+    def ready(timeout: float) -> None:
+        answers(timeout)
+        pg.ensure_databases(db.port, password)
+
+    return _with_pid(state, "postgres", pid), ready
+
+
+def _start_prefect(data_dir: Path, state: StackState) -> tuple[StackState, _Ready]:
+    assert state.prefect is not None
+    server = state.prefect
+    database = None
+    if server.database == "postgresql":
+        assert state.postgres is not None
+        database = state.postgres.url("prefect", driver="asyncpg")
+    logfile = data_dir / "logs" / "prefect-server.log"
+    pid = spawn(
+        server_command(server.port),
+        log=logfile,
+        env=server_env(_base_env(), data_dir / "prefect", database),
+        cwd=data_dir,
+    )
+    return _with_pid(state, "prefect", pid), _waiter(
+        lambda: api_answers(server.api_url), pid, server.marker, "the Prefect server", logfile
+    )
+
+
+def _start_workers(data_dir: Path, state: StackState, timeout: float) -> StackState:
+    """The pool (made once) and each worker not running, with the stack's environment:
+    the flows they run read the same variables as every vaceflow command."""
+    assert state.prefect is not None
+    api = state.prefect.api_url
+    env = worker_env(
+        _base_env() | stack_env(state) | {"VACEFLOW_DATA_DIR": str(data_dir)},
+        api,
+        data_dir / "prefect",
+    )
+    ensure_pool(api, state.pool, env)
+    since = datetime.now(UTC)
+    started: dict[str, int] = {}
+    for w in state.workers:
+        if is_running(w.pid, w.marker(state.pool)):
+            continue
+        stop(w.pid, w.marker(state.pool))
+        started[w.name] = spawn(
+            worker_command(state.pool, w.name),
+            log=data_dir / "logs" / f"{w.name}.log",
+            env=env,
+            cwd=Path.cwd(),
+        )
+        state = _with_pid(state, w.name, started[w.name])
+    markers = {w.name: w.marker(state.pool) for w in state.workers}
+    try:
+        wait_until(
+            lambda: _all_heard_since(api, state.pool, started, since),
+            timeout=timeout,
+            alive=lambda: all(is_running(pid, markers[n]) for n, pid in started.items()),
+            what=f"the workers {', '.join(started)}",
+        )
+    except StackError as exc:
+        for name, pid in started.items():
+            stop(pid, markers[name])
+        tails = "\n".join(
+            f"{name}.log ends:\n{log_tail(data_dir / 'logs' / f'{name}.log')}" for name in started
+        )
+        raise StackError(f"{exc}\n{tails}") from None
     return state
 
 
-def _wait(
-    ready: Callable[[], bool], pid: int, marker: str, what: str, logfile: Path, timeout: float
-) -> None:
-    try:
-        wait_until(ready, timeout=timeout, alive=lambda: is_running(pid, marker), what=what)
-    except StackError as exc:
-        raise StackError(f"{exc}; {logfile} ends:\n{log_tail(logfile)}") from None
+def _all_heard_since(api: str, pool: str, names: Mapping[str, int], since: datetime) -> bool:
+    """Every worker ONLINE with a heartbeat after `since`: a worker killed a moment ago
+    still shows ONLINE from its last heartbeat, its restarted twin must be heard anew."""
+    seen = pool_workers(api, pool)
+    return all(
+        (w := seen.get(name)) is not None
+        and w.status == "ONLINE"
+        and w.last_heartbeat is not None
+        and w.last_heartbeat >= since
+        for name in names
+    )
+
+
+def _waiter(answers: Callable[[], bool], pid: int, marker: str, what: str, logfile: Path) -> _Ready:
+    def wait(timeout: float) -> None:
+        try:
+            wait_until(answers, timeout=timeout, alive=lambda: is_running(pid, marker), what=what)
+        except StackError as exc:
+            raise StackError(f"{exc}; {logfile} ends:\n{log_tail(logfile)}") from None
+
+    return wait
 
 
 def _apply_lifecycle(state: StackState) -> str:
@@ -262,25 +519,11 @@ def _apply_lifecycle(state: StackState) -> str:
 
 # --- looking --------------------------------------------------------------------------
 def _statuses(state: StackState) -> list[ServiceStatus]:
-    secret = state.secret_key.get_secret_value()
-    seaweed_up = is_running(state.seaweed_pid, state.seaweed_marker)
-    emulator_up = is_running(state.emulator_pid, state.emulator_marker)
-    return [
-        ServiceStatus(
-            "seaweedfs",
-            state.seaweed_pid,
-            state.s3_endpoint,
-            seaweed_up,
-            seaweed_up and s3_answers(state.s3_endpoint, state.bucket, state.access_key, secret),
-        ),
-        ServiceStatus(
-            "emulator",
-            state.emulator_pid,
-            f"{state.emulator_url}/api/v1",
-            emulator_up,
-            emulator_up and _http_answers(state.emulator_url),
-        ),
-    ]
+    out = []
+    for c in _components(state):
+        running = is_running(c.pid, c.marker)
+        out.append(ServiceStatus(c.name, c.pid, c.url, running, running and c.answers()))
+    return out
 
 
 def _http_answers(root: str) -> bool:
@@ -303,56 +546,5 @@ def _port_free(port: int) -> bool:
 
 
 def _stop_all(state: StackState) -> list[str]:
-    stopped = []
-    if stop(state.emulator_pid, state.emulator_marker):
-        stopped.append("emulator")
-    if stop(state.seaweed_pid, state.seaweed_marker):
-        stopped.append("seaweedfs")
-    return stopped
-
-
-# --- files ----------------------------------------------------------------------------
-@contextlib.contextmanager
-def _locked(data_dir: Path) -> Iterator[None]:
-    """One `up`/`down` at a time per data folder (two `up`s must not make two stacks)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with (data_dir / "stack.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _state_path(data_dir: Path) -> Path:
-    return data_dir / "stack.json"
-
-
-def _load(data_dir: Path) -> StackState | None:
-    path = _state_path(data_dir)
-    if not path.is_file():
-        return None
-    try:
-        return StackState.model_validate_json(path.read_text())
-    except ValueError:
-        return None
-
-
-def _private_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    tmp.replace(path)
-
-
-def _save(data_dir: Path, state: StackState) -> None:
-    data = state.model_dump(mode="json")
-    data["api_key"] = state.api_key.get_secret_value()
-    data["secret_key"] = state.secret_key.get_secret_value()
-    _private_write(_state_path(data_dir), json.dumps(data, indent=2))
-
-
-def _write_env(data_dir: Path, state: StackState) -> None:
-    lines = [f"{k}={v}" for k, v in stack_env(state).items()]
-    _private_write(data_dir / "env", "\n".join(lines) + "\n")
+    """Workers before their server, the server before its database."""
+    return [c.name for c in reversed(_components(state)) if stop(c.pid, c.marker, first=c.first)]

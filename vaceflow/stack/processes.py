@@ -35,9 +35,18 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def spawn(cmd: Sequence[str], *, log: Path, env: Mapping[str, str], cwd: Path) -> int:
-    """Start `cmd` detached (new session, stdin closed, output appended to `log`)."""
+def spawn(
+    cmd: Sequence[str],
+    *,
+    log: Path,
+    env: Mapping[str, str],
+    cwd: Path,
+    user: tuple[int, int] | None = None,
+) -> int:
+    """Start `cmd` detached (new session, stdin closed, output appended to `log`),
+    as `user` (uid, gid) when given: a server that refuses to run as root."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    uid, gid = user if user is not None else (None, None)
     with log.open("ab") as out:
         proc = subprocess.Popen(
             list(cmd),
@@ -47,8 +56,11 @@ def spawn(cmd: Sequence[str], *, log: Path, env: Mapping[str, str], cwd: Path) -
             env=dict(env),
             cwd=cwd,
             start_new_session=True,
+            user=uid,
+            group=gid,
+            extra_groups=None if user is None else [],
         )
-    return proc.pid
+    return int(proc.pid)
 
 
 def _reap(pid: int) -> None:
@@ -81,11 +93,18 @@ def is_running(pid: int | None, marker: str) -> bool:
     return True
 
 
-def stop(pid: int | None, marker: str, *, timeout: float = 15.0) -> bool:
-    """SIGTERM the process group, SIGKILL after `timeout`; False if it was not running."""
+def stop(
+    pid: int | None,
+    marker: str,
+    *,
+    timeout: float = 15.0,
+    first: signal.Signals = signal.SIGTERM,
+) -> bool:
+    """Signal the process group (`first`, SIGKILL after `timeout`); False if it was not
+    running. PostgreSQL wants SIGINT (fast shutdown): SIGTERM waits for its clients."""
     if pid is None or not is_running(pid, marker):
         return False
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    for sig in (first, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, sig)
         deadline = time.monotonic() + timeout

@@ -1,0 +1,21 @@
+"""`claim`: the job's catalog row, made before anything is staged, and its next step."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from tasks.runtime import services
+from vaceflow.media.prepare import PreparedJob
+from vaceflow.pipeline import Claim, claim_job
+
+__all__ = ["claim"]
+
+
+@task(name="claim", tags=["vaceflow"], cache_policy=NO_CACHE)
+def claim(prepared: PreparedJob, fresh: bool = False, parent_id: str | None = None) -> Claim:
+    run_id = flow_run.get_id()
+    return claim_job(
+        services(), prepared, fresh=fresh, parent_id=parent_id, flow_run_id=str(run_id or "")
+    )

@@ -1,0 +1,26 @@
+"""`stage`: conformed inputs -> URLs the service can fetch. Content-addressed, so a
+retry re-uploads nothing that is already there."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.runtime import services
+from vaceflow.catalog import JobRecord
+from vaceflow.media.prepare import PreparedJob
+from vaceflow.pipeline import StagedJob, stage_inputs
+
+__all__ = ["stage"]
+
+
+@task(
+    name="stage",
+    task_run_name="stage {record.id}",
+    tags=["vaceflow"],
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    cache_policy=NO_CACHE,
+)
+def stage(record: JobRecord, prepared: PreparedJob) -> StagedJob:
+    return stage_inputs(services(), record, prepared)

@@ -1,0 +1,24 @@
+"""`submit`: the paid call. Never retried by Prefect: the core decides what is safe."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.runtime import services
+from vaceflow.catalog import JobRecord
+from vaceflow.pipeline import StagedJob, submit_job
+
+__all__ = ["submit"]
+
+
+@task(
+    name="submit",
+    task_run_name="submit {record.id}",
+    tags=["vaceflow"],
+    retries=0,
+    cache_policy=NO_CACHE,
+)
+def submit(record: JobRecord, staged: StagedJob) -> JobRecord:
+    """One submission per job, ever: `vaceflow.pipeline.submit_job` holds the rules."""
+    return submit_job(services(), record, staged)

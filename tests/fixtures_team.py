@@ -1,0 +1,120 @@
+"""Fixtures that start the team stack (PostgreSQL, Prefect server, workers) on loopback.
+
+`team_stack` is one `vaceflow dev up --team` for the session, run as a user runs it (the
+CLI, in a temporary data folder): SeaweedFS, the emulator, PostgreSQL, a Prefect server
+on it, the `vaceflow` process pool and two workers; about a minute on two busy cores.
+At the end `vaceflow dev down` must leave none of its processes running.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from vaceflow.stack import ServiceStatus, StackState, status, stop_component, up
+from vaceflow.stack.postgres import ensure_databases
+from vaceflow.stack.prefect_server import worker_statuses
+from vaceflow.stack.processes import is_running
+from vaceflow.stack.state import load, stack_env
+
+VACEFLOW = str(Path(sys.executable).parent / "vaceflow")
+WORKERS = 2
+
+
+def vaceflow_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [VACEFLOW, *args], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+@dataclass(frozen=True)
+class TeamStack:
+    """What a test needs of the running team stack."""
+
+    data_dir: Path
+    cli_env: dict[str, str]
+    """The environment the stack was started with (VACEFLOW_DATA_DIR set): run
+    `vaceflow` commands with it."""
+
+    @property
+    def state(self) -> StackState:
+        state = load(self.data_dir)
+        assert state is not None
+        return state
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The variables a worker (and so a flow) gets: PREFECT_API_URL, the catalog on
+        PostgreSQL, the emulator's key, the S3 keys, the data folder."""
+        return stack_env(self.state) | {"VACEFLOW_DATA_DIR": str(self.data_dir)}
+
+    @property
+    def prefect_api_url(self) -> str:
+        assert self.state.prefect is not None
+        return self.state.prefect.api_url
+
+    @property
+    def catalog_url(self) -> str:
+        url = self.state.catalog_url
+        assert url is not None
+        return url
+
+    @property
+    def pool(self) -> str:
+        return self.state.pool
+
+    @property
+    def workers(self) -> list[str]:
+        return [w.name for w in self.state.workers]
+
+    def worker_statuses(self) -> dict[str, str]:
+        """name -> ONLINE / OFFLINE, as the Prefect server reports its pool."""
+        return worker_statuses(self.prefect_api_url, self.pool)
+
+    def status(self) -> list[ServiceStatus]:
+        return status(self.data_dir)
+
+    def kill_worker(self, name: str) -> bool:
+        """Stop one worker as a crash would (the rest keep running)."""
+        return stop_component(self.data_dir, name)
+
+    def revive(self) -> StackState:
+        """`dev up --team` again: restarts only what is dead (a killed worker)."""
+        return up(self.data_dir, team=True, workers=WORKERS, timeout=180)[0]
+
+    def create_database(self, name: str) -> str:
+        """A new empty database on the stack's PostgreSQL; its SQLAlchemy URL."""
+        db = self.state.postgres
+        assert db is not None
+        ensure_databases(db.port, db.password.get_secret_value(), (name,))
+        return db.url(name)
+
+
+@pytest.fixture(scope="session")
+def team_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamStack]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_", "DASHSCOPE_", "VACEFLOW_", "PREFECT_"))
+    }
+    data = tmp_path_factory.mktemp("team") / "data"
+    env["VACEFLOW_DATA_DIR"] = str(data)
+    started = vaceflow_cli(
+        ["dev", "up", "--team", "--workers", str(WORKERS), "--timeout", "180"], env
+    )
+    stack = TeamStack(data, env)
+    try:
+        assert started.returncode == 0, started.stderr
+        yield stack
+    finally:
+        running = [(s.name, s.pid) for s in status(data) if s.running]
+        down = vaceflow_cli(["dev", "down"], env)
+        assert down.returncode == 0, down.stderr
+        left = [name for name, pid in running if is_running(pid, "")]
+        assert not left, f"still running after `vaceflow dev down`: {left}"

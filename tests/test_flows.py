@@ -1,0 +1,157 @@
+"""The flows end to end: a real Prefect server, SeaweedFS, the emulator, real ffmpeg.
+
+Every test counts what the emulator was asked to do: the money path is asserted on
+the submissions the service saw, and the outputs on their own probe.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures_flows import VaceEnv
+from tests.media import MediaFactory
+from vaceflow.catalog import Catalog, JobStatus
+from vaceflow.jobs import parse_job
+from vaceflow.media.probe import probe
+from vaceflow.samples import Samples, make_samples
+
+MakeEnv = Callable[..., VaceEnv]
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> Samples:
+    return make_samples(tmp_path_factory.mktemp("samples"))
+
+
+def _bodies(samples: Samples) -> dict[str, dict[str, Any]]:
+    from vaceflow.cli.demo import demo_jobs
+
+    return {body["input"]["function"]: body for body in demo_jobs(samples)}
+
+
+def _catalog() -> Catalog:
+    return Catalog.from_settings()
+
+
+@pytest.mark.parametrize(
+    "function",
+    ["image_reference", "video_repainting", "video_edit", "video_extension", "video_outpainting"],
+)
+def test_each_function_end_to_end(vace_env: MakeEnv, samples: Samples, function: str) -> None:
+    from flows.job import vace_job
+
+    env = vace_env()
+    record = vace_job(parse_job(_bodies(samples)[function]))
+
+    assert record.status is JobStatus.SUCCEEDED
+    assert env.submissions() == 1
+    assert record.output is not None
+    assert record.output.path is not None
+    video = probe(record.output.path)
+    assert (video.codec, round(video.fps or 0)) == ("h264", 30)
+    assert video.duration
+    assert video.duration > 0
+    assert not video.has_audio
+    thumb = probe(record.output.thumbnail_path or "")
+    assert thumb.is_image
+    assert thumb.width > thumb.height
+    # Published beside the catalog record, for a pipeline on another machine.
+    s3 = env.s3.client()
+    key = f"{env.prefix}/outputs/{record.id}"
+    stored = json.loads(s3.get_object(Bucket=env.s3.bucket, Key=f"{key}/job.json")["Body"].read())
+    assert stored["id"] == record.id
+    assert stored["task_id"] == record.task_id
+    head = s3.head_object(Bucket=env.s3.bucket, Key=f"{key}/video.mp4")
+    assert head["ContentLength"] == Path(record.output.path).stat().st_size
+    # Staged inputs are gone after success (VACEFLOW_KEEP_INPUTS unset).
+    left = s3.list_objects_v2(Bucket=env.s3.bucket, Prefix=f"{env.prefix}/inputs/")
+    assert left.get("KeyCount", 0) == 0
+
+
+def test_rerun_returns_the_cataloged_result_without_paying(
+    vace_env: MakeEnv, samples: Samples
+) -> None:
+    from flows.job import vace_job
+
+    env = vace_env()
+    body = _bodies(samples)["video_outpainting"]
+    first = vace_job(parse_job(body))
+    second = vace_job(parse_job(body))
+    assert second.id == first.id
+    assert second.status is JobStatus.SUCCEEDED
+    assert env.submissions() == 1
+    fresh = vace_job(parse_job(body), fresh=True)
+    assert fresh.id == first.id
+    assert fresh.task_id != first.task_id
+    assert env.submissions() == 2
+
+
+def test_two_runs_of_one_job_at_once_submit_once(vace_env: MakeEnv, samples: Samples) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from flows.job import vace_job
+
+    env = vace_env(latency=2.0)
+    job = parse_job(_bodies(samples)["video_extension"])
+    with ThreadPoolExecutor(2) as pool:
+        records = list(pool.map(lambda _: vace_job(job), range(2)))
+    assert {r.id for r in records} == {records[0].id}
+    assert {r.task_id for r in records} == {records[0].task_id}
+    assert env.submissions() == 1
+
+
+def test_refused_input_never_reaches_the_service(vace_env: MakeEnv, media: MediaFactory) -> None:
+    from flows.functions import image_reference, video_outpainting
+    from vaceflow.errors import InputRefused
+
+    env = vace_env()
+    narrow = media.image(width=300, height=3000, name="narrow")
+    with pytest.raises(InputRefused):
+        image_reference(prompt="too narrow to fit", ref_images=[str(narrow)])
+    with pytest.raises(Exception, match="no video"):
+        video_outpainting(prompt="audio only", video=str(media.audio_only()))
+    assert env.submissions() == 0
+    assert _catalog().list_jobs() == []
+
+
+def test_batch_never_has_more_in_flight_than_its_limit(
+    vace_env: MakeEnv, media: MediaFactory
+) -> None:
+    from flows.batch import vace_batch
+
+    env = vace_env(latency=2.0, concurrency=20, submit_qps=0)
+    clip = media.video(width=320, height=240, fps=16, seconds=1.0, name="batch")
+    jobs = [
+        parse_job(
+            {
+                "input": {
+                    "function": "video_outpainting",
+                    "prompt": f"batch job {i}",
+                    "video_url": str(clip),
+                }
+            }
+        )
+        for i in range(20)
+    ]
+    outcomes = vace_batch(jobs, max_in_flight=3)
+    assert [o.ok for o in outcomes] == [True] * 20
+    assert env.submissions() == 20
+    assert _peak_in_flight(env.tasks()) == 3
+
+
+def _peak_in_flight(tasks: list[dict[str, Any]]) -> int:
+    """Most tasks submitted and not yet ended at one moment, from the emulator's times."""
+    edges: list[tuple[str, int]] = []
+    for task in tasks:
+        edges.append((task["submit_time"], 1))
+        edges.append((task["end_time"], -1))
+    peak = current = 0
+    for _, step in sorted(edges, key=lambda e: (e[0], e[1])):
+        current += step
+        peak = max(peak, current)
+    return peak

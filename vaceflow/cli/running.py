@@ -1,0 +1,137 @@
+"""Running jobs from the command line: the flows with a live progress line.
+
+`run` and `batch` come here after their checks; the flows do the work, with the
+process's progress listener feeding a rich status line (status, elapsed, polls).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from vaceflow.catalog import JobRecord
+    from vaceflow.jobs import Job
+    from vaceflow.responses import TaskStatus
+
+__all__ = ["EXIT", "load_env_file", "print_record", "progress", "run_one"]
+
+EXIT = {"ok": 0, "failed": 1, "refused": 2, "over_budget": 3, "timeout": 4, "uncertain": 5}
+"""Exit codes of `run` and `batch`; documented in the README."""
+
+
+def load_env_file() -> None:
+    """Export the dev stack's env file to this process (the environment wins), so that
+    Prefect, boto3 and every setting see what `vaceflow dev up` wrote."""
+    from vaceflow.settings import env_file
+
+    path = env_file()
+    if not path.is_file():
+        return
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        os.environ.setdefault(key.strip(), value)
+
+
+@contextmanager
+def progress(console: Console, enabled: bool = True) -> Iterator[None]:
+    """A live line per job while it waits: status, time since the wait began, polls."""
+    from tasks.runtime import set_progress_listener
+
+    if not enabled:
+        yield
+        return
+    lines: dict[str, str] = {}
+    lock = threading.Lock()
+    status = console.status("preparing ...", spinner="dots")
+
+    def listener(job_id: str, state: TaskStatus, elapsed: float, polls: int) -> None:
+        with lock:
+            lines[job_id] = f"{job_id}: {state.value} {elapsed:5.0f} s, {polls} polls"
+            status.update(" | ".join(lines.values())[-console.width + 4 :])
+
+    set_progress_listener(listener)
+    with status:
+        try:
+            yield
+        finally:
+            set_progress_listener(None)
+
+
+def run_one(
+    job: Job,
+    *,
+    fresh: bool,
+    timeout_minutes: float,
+    resubmit_on_algo_error: bool,
+    json_out: bool,
+    console: Console,
+) -> None:
+    """Run `job` through the `vace_job` flow; print the record; exit with its code."""
+    from flows.job import vace_job
+    from vaceflow.errors import TaskFailed, VaceflowError, WaitTimeout
+    from vaceflow.pipeline import JobUncertain
+
+    started = time.monotonic()
+    try:
+        with progress(console, enabled=not json_out):
+            record = vace_job(
+                job,
+                fresh=fresh,
+                timeout_minutes=timeout_minutes,
+                resubmit_on_algo_error=resubmit_on_algo_error,
+            )
+    except WaitTimeout as exc:
+        _fail(console, json_out, "timeout", exc)
+    except JobUncertain as exc:
+        _fail(console, json_out, "uncertain", exc)
+    except (TaskFailed, VaceflowError) as exc:
+        _fail(console, json_out, "failed", exc)
+    print_record(console, record, json_out=json_out, seconds=time.monotonic() - started)
+
+
+def _fail(console: Console, json_out: bool, kind: str, exc: BaseException) -> None:
+    if json_out:
+        typer.echo(json.dumps({"ok": False, "outcome": kind, "error": str(exc)}, indent=2))
+    else:
+        console.print(f"[bold red]{kind}:[/] {exc}", highlight=False)
+    raise typer.Exit(EXIT[kind])
+
+
+def print_record(
+    console: Console, record: JobRecord, *, json_out: bool, seconds: float | None = None
+) -> None:
+    if json_out:
+        typer.echo(json.dumps(record.model_dump(mode="json"), indent=2))
+        return
+    out = record.output
+    took = f" in {seconds:.0f} s" if seconds is not None else ""
+    console.print(
+        f"[bold green]{record.status.value}[/] {record.function} {record.id}{took}",
+        highlight=False,
+    )
+    rows: list[tuple[str, Any]] = [
+        ("task", record.task_id),
+        ("video", out.path if out else None),
+        ("thumbnail", out.thumbnail_path if out else None),
+        ("s3", out.s3_uri if out else None),
+        ("cost", f"{record.cost:.2f}" if record.cost is not None else None),
+    ]
+    for name, value in rows:
+        if value:
+            console.print(f"  {name:10s} {value}", highlight=False, soft_wrap=True)
