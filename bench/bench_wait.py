@@ -32,30 +32,16 @@ from pathlib import Path
 from typing import Any
 
 import dashscope
-import httpx
+from _common import RESULTS, emulator_tasks, make_clip
 from dashscope import VideoSynthesis
 
 from vaceflow.client import Client
 from vaceflow.emulator import EmulatorConfig, EmulatorServer
-from vaceflow.media.ffmpeg import run_ffmpeg
 from vaceflow.ratebudget import LocalRateBudget
 from vaceflow.responses import TaskListResponse, TaskResponse
 from vaceflow.waiting import TaskWatcher, wait_for_task
 
 KEY = "sk-bench-wait"
-RESULTS = Path(__file__).parent / "results"
-
-
-def make_clip(folder: Path) -> Path:
-    clip = folder / "clip.mp4"
-    run_ffmpeg(
-        [
-            *("-f", "lavfi", "-i", "testsrc2=s=320x240:r=16:d=1"),
-            *("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(clip)),
-        ],
-        what="making the bench clip",
-    )
-    return clip
 
 
 def serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
@@ -74,11 +60,6 @@ def job(url: str, n: int) -> dict[str, Any]:
         "input": {"function": "video_repainting", "prompt": f"bench {n}", "video_url": url},
         "parameters": {"control_condition": "depth"},
     }
-
-
-def emulator_tasks(server: EmulatorServer) -> dict[str, dict[str, Any]]:
-    state = httpx.get(server.root_url + "/_emulator/tasks", timeout=30).json()
-    return {t["task_id"]: t for t in state["tasks"]} | {"_counters": state["counters"]}
 
 
 class Counting:

@@ -22,7 +22,13 @@ from tasks.stage import stage
 from tasks.submit import submit
 from tasks.wait import wait
 from vaceflow.catalog import JobRecord
-from vaceflow.errors import TaskFailed, VaceflowError, WaitTimeout
+from vaceflow.errors import (
+    DashScopeError,
+    ResultExpired,
+    TaskFailed,
+    VaceflowError,
+    WaitTimeout,
+)
 from vaceflow.jobs import Job
 from vaceflow.limits import ACCOUNT
 from vaceflow.media.spec import JobSpec
@@ -78,8 +84,12 @@ def run_job(
     except TaskFailed as exc:
         record_failure(job.id, exc.code, str(exc))
         raise
+    except ResultExpired as exc:  # the link outlives the task id: the video is lost
+        record_failure(job.id, None, str(exc), result_lost=True)
+        raise
     except VaceflowError as exc:
-        record_failure(job.id, getattr(exc, "code", None), str(exc))
+        refused_for_now = isinstance(exc, DashScopeError) and exc.retryable
+        record_failure(job.id, getattr(exc, "code", None), str(exc), final=not refused_for_now)
         raise
 
 

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.runtime import services
 from vaceflow.catalog import JobRecord
+from vaceflow.errors import ResultExpired
 from vaceflow.pipeline import Collected, StagedJob, collect_result
 from vaceflow.responses import TaskResponse
 
 __all__ = ["collect"]
+
+
+def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
+    """An expired result link stays expired: only other failures are tried again."""
+    try:
+        state.result()
+    except ResultExpired:
+        return False
+    except Exception:
+        return True
+    return False
 
 
 @task(
@@ -19,6 +33,7 @@ __all__ = ["collect"]
     tags=["vaceflow"],
     retries=2,
     retry_delay_seconds=[5, 30],
+    retry_condition_fn=_worth_retrying,
     cache_policy=NO_CACHE,
 )
 def collect(record: JobRecord, task: TaskResponse, staged: StagedJob | None = None) -> Collected:

@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
 from tasks.runtime import services
-from vaceflow.catalog import JobRecord
+from vaceflow.catalog import JobRecord, JobStatus
 from vaceflow.pipeline import Collected
 
 __all__ = ["JOB_FAILED", "JOB_SUCCEEDED", "emit_job_event", "record"]
@@ -97,12 +97,20 @@ def _data_uri(path: Path) -> str:
 
 
 @task(name="record-failure", tags=["vaceflow"], cache_policy=NO_CACHE)
-def record_failure(job_id: str, code: str | None, message: str) -> JobRecord:
+def record_failure(
+    job_id: str, code: str | None, message: str, final: bool = True, result_lost: bool = False
+) -> JobRecord:
     """The job ended without a video for a reason of ours (the service's own failures
-    are already in the catalog); emits `vaceflow.job.failed`."""
+    are already in the catalog); emits `vaceflow.job.failed`.
+
+    `final=False`: the submit was refused for now (5xx, 429, no connection), nothing was
+    created, and the row stays submittable with the error the submit wrote.
+    `result_lost`: the task succeeded but its video can no longer be fetched.
+    """
     catalog = services().catalog
     job = catalog.get(job_id)
-    if not job.status.is_final:
+    lost = result_lost and job.status is JobStatus.SUCCEEDED and job.output is None
+    if final and (not job.status.is_final or lost):
         job = catalog.record_failure(job_id, code, message)
     emit_job_event(job)
     return job

@@ -133,7 +133,7 @@ def in_flight_slot(limit: int) -> Iterator[None]:
     """Hold one of `limit` slots from submit to the task's end."""
     if server_configured():
         ensure_limits()
-        with concurrency(RUNNING_LIMIT, occupy=1, strict=True, lease_duration=600):
+        with concurrency(RUNNING_LIMIT, occupy=1, strict=True, lease_duration=60):
             yield
         return
     with _lock:

@@ -34,7 +34,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = (home / "server.log").open("wb")
     proc = subprocess.Popen(
         server_command(port),
-        env=server_env(os.environ, home, None),
+        env=server_env(os.environ, home, None, port),
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -48,9 +48,9 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
         yield url
     finally:
-        from prefect.logging.handlers import APILogHandler
+        from prefect.logging.handlers import APILogWorker
 
-        APILogHandler.flush()  # before the server goes, not into a closed socket
+        APILogWorker.drain_all(timeout=5)  # before the server goes, not into a closed socket
         proc.terminate()
         try:
             proc.wait(timeout=20)

@@ -6,6 +6,7 @@ the submissions the service saw, and the outputs on their own probe.
 
 from __future__ import annotations
 
+import contextvars
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -98,8 +99,10 @@ def test_two_runs_of_one_job_at_once_submit_once(vace_env: MakeEnv, samples: Sam
 
     env = vace_env(latency=2.0)
     job = parse_job(_bodies(samples)["video_extension"])
+    # Each thread runs in a copy of this context: the same Prefect API as the test.
+    contexts = [contextvars.copy_context() for _ in range(2)]
     with ThreadPoolExecutor(2) as pool:
-        records = list(pool.map(lambda _: vace_job(job), range(2)))
+        records = list(pool.map(lambda ctx: ctx.run(vace_job, job), contexts))
     assert {r.id for r in records} == {records[0].id}
     assert {r.task_id for r in records} == {records[0].task_id}
     assert env.submissions() == 1

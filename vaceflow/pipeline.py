@@ -24,7 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from vaceflow.catalog import InputRecord, JobRecord, JobStatus, OutputRecord
+from vaceflow.catalog import CatalogConflict, InputRecord, JobRecord, JobStatus, OutputRecord
 from vaceflow.collect import download_video
 from vaceflow.errors import (
     DashScopeError,
@@ -223,7 +223,14 @@ def stage_inputs(svc: Services, record: JobRecord, prepared: PreparedJob) -> Sta
             rec.model_copy(update={"staged_url": s.redacted})
             for rec, s in zip(inputs.get(role, []), staged, strict=False)
         ]
-    svc.catalog.record_staging(record.id, inputs=inputs, expires_at=min(expiries, default=None))
+    try:
+        svc.catalog.record_staging(record.id, inputs=inputs, expires_at=min(expiries, default=None))
+    except CatalogConflict:
+        # Another run of the same job reached the submit first: submit_job follows it.
+        current = svc.catalog.get(record.id)
+        if current.status is not JobStatus.SUBMITTING and current.task_id is None:
+            raise
+        log.info("job %s: another run submitted it; following that run", record.id)
     for s in every:
         log.info("staged %s (%s bytes) at %s", s.key, s.size, s.redacted)
     return StagedJob(job=job, staged=every)
@@ -249,6 +256,10 @@ def submit_job(svc: Services, record: JobRecord, staged: StagedJob) -> JobRecord
         return _follow_submitter(svc, catalog.get(record.id))
     try:
         svc.budget.acquire("submit")
+    except BaseException as exc:  # nothing was sent yet
+        catalog.abandon_submit(record.id, owner, f"submit not sent: {exc!r}")
+        raise
+    try:
         answer = svc.client.submit(staged.job, oss_resolve=staged.oss_resolve or None)
     except DashScopeTransportError as exc:
         if not exc.sent:
@@ -256,12 +267,11 @@ def submit_job(svc: Services, record: JobRecord, staged: StagedJob) -> JobRecord
             raise
         log.error("job %s: no answer to the submit (%s); it may have been accepted", record.id, exc)
         raise JobUncertain(catalog.get(record.id)) from exc
-    except DashScopeError as exc:
+    except VaceflowError as exc:  # an answer with an error, or refused before sending
         catalog.abandon_submit(record.id, owner, exc)
         raise
-    except BaseException as exc:
-        catalog.abandon_submit(record.id, owner, f"submit not sent: {exc!r}")
-        raise
+    # Anything else (an interrupt, a termination signal) may have come after the request
+    # left: the row keeps its lease and reads `uncertain` when it runs out.
     task_id = answer.output.task_id
     done = catalog.record_submitted(record.id, task_id, answer.request_id)
     log.info("job %s submitted: task %s (request %s)", record.id, task_id, answer.request_id)

@@ -483,6 +483,64 @@ class Catalog:
             self._event(session, row, now, f"resubmit ({reason}); previous task {old_task}")
             return self._record(row)
 
+    def record_derived(
+        self,
+        identity: str,
+        *,
+        function: str,
+        model: str,
+        prompt: str,
+        parent_id: str,
+        inputs: Mapping[str, Sequence[InputRecord]],
+        parameters: Mapping[str, Any],
+        output: OutputRecord,
+        flow_run_id: str | None = None,
+    ) -> JobRecord:
+        """A video made here from cataloged jobs (no task, no cost), e.g. `long_video`'s
+        joined segments: one succeeded row with its output and lineage. Idempotent by
+        identity: the existing row is returned unchanged."""
+        existing = self.find(identity=identity)
+        if existing is not None:
+            return existing
+        now = self._clock()
+        request = {"function": function, "parameters": dict(parameters)}
+        try:
+            with self._transaction() as session:
+                row = JobRow(
+                    id=new_job_id(),
+                    identity=identity,
+                    function=function,
+                    model=model,
+                    prompt=prompt,
+                    parameters=redact_json(dict(parameters)),
+                    request=redact_json(request),
+                    inputs={
+                        role: [item.model_dump(mode="json") for item in items]
+                        for role, items in inputs.items()
+                    },
+                    status=JobStatus.SUCCEEDED.value,
+                    attempts=0,
+                    parent_id=parent_id,
+                    flow_run_id=flow_run_id,
+                    output_path=output.path,
+                    output_uri=strip_url(output.s3_uri) if output.s3_uri else None,
+                    output_sha256=output.sha256,
+                    output_probe=redact_json(output.probe) if output.probe is not None else None,
+                    thumbnail_path=output.thumbnail_path,
+                    created_at=now,
+                    updated_at=now,
+                    finished_at=now,
+                )
+                session.add(row)
+                session.flush()
+                self._event(session, row, now, f"derived ({function}) from {parent_id}")
+                return self._record(row)
+        except IntegrityError:
+            winner = self.find(identity=identity)
+            if winner is None:
+                raise
+            return winner
+
     def record_flow_run(self, job_id: str, flow_run_id: str) -> None:
         """The Prefect flow run now driving the job (a resumed run replaces the first)."""
         with self._transaction() as session:

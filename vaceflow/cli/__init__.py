@@ -7,10 +7,11 @@ so `vaceflow --help` stays fast.
 from __future__ import annotations
 
 import os
+import sys
 
 import typer
 
-from vaceflow.cli import catalog, demo, dev, doctor, emulator, run
+from vaceflow.cli import batch, catalog, demo, dev, doctor, emulator, run, serve
 
 __all__ = ["app", "main"]
 
@@ -28,13 +29,15 @@ def _root() -> None:
     """vaceflow: typed VACE jobs, a DashScope client, a local emulator, Prefect flows."""
 
 
-for _module in (demo, run, catalog, emulator, dev, doctor):
+for _module in (demo, run, batch, catalog, serve, emulator, dev, doctor):
     _module.register(app)
 
 
 def main() -> None:
-    from vaceflow.cli.running import load_env_file
+    from vaceflow.cli.running import load_env_file, quiet_prefect_console
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if set(sys.argv[1:2]) & {"run", "batch", "demo"}:
+        quiet_prefect_console()
     load_env_file()
     app()

@@ -10,9 +10,13 @@ The dry run ends with the estimate (`vaceflow.estimate`): seconds of video, cost
 the region's currency, and time, from the configured catalog's medians when it has
 any. `--budget AMOUNT` (same currency) refuses a job whose estimate is over it.
 
-Exit codes: 0 ready, 1 not run (submitting comes with the flows), 2 refused before
-any spend (an input broke a rule it cannot be conformed to, or the job is invalid),
-3 over budget (the estimate exceeds --budget; nothing was uploaded or submitted).
+Without `--dry-run` the job then runs through the `vace_job` flow with a progress
+line, and `--json` prints its catalog record.
+
+Exit codes: 0 ready (dry run) or succeeded, 1 the job failed, 2 refused before any
+spend (an input broke a rule it cannot be conformed to, or the job is invalid), 3 over
+budget (nothing was uploaded or submitted), 4 the wait timed out (the task is kept: run
+again to resume), 5 the submission is uncertain (see `vaceflow catalog list`).
 """
 
 from __future__ import annotations
@@ -91,6 +95,31 @@ def _command(function: Function) -> Any:
             "dry_run", bool, typer.Option("--dry-run", help="Prepare and validate only."), False
         ),
         _param("json_out", bool, typer.Option("--json", help="Machine-readable output."), False),
+        _param(
+            "fresh",
+            bool,
+            typer.Option("--fresh", help="Pay for a new video even if the catalog has one."),
+            False,
+        ),
+        _param(
+            "timeout_minutes",
+            float,
+            typer.Option(
+                "--timeout-minutes",
+                min=0.1,
+                help="Stop waiting after this long; the task is kept and a re-run resumes it.",
+            ),
+            30.0,
+        ),
+        _param(
+            "resubmit_on_algo_error",
+            bool,
+            typer.Option(
+                "--resubmit-on-algo-error",
+                help="Submit once more if the model fails with InternalError.Algo (not billed).",
+            ),
+            False,
+        ),
         _param(
             "budget",
             float | None,
@@ -207,14 +236,10 @@ def _run(function: Function, options: dict[str, Any]) -> None:
     dry_run = options.pop("dry_run")
     json_out = options.pop("json_out")
     budget = options.pop("budget")
+    run_options = {
+        k: options.pop(k) for k in ("fresh", "timeout_minutes", "resubmit_on_algo_error")
+    }
     console = Console(stderr=False, soft_wrap=True)
-    if not dry_run:
-        typer.echo(
-            "Submitting comes with the flows (not built yet); use --dry-run to prepare and "
-            "check the job without uploading or spending.",
-            err=True,
-        )
-        raise typer.Exit(1)
 
     import logging
 
@@ -246,6 +271,9 @@ def _run(function: Function, options: dict[str, Any]) -> None:
 
     body = prepared.job.to_body()
     estimate, over = _estimate(prepared, budget)
+    if not dry_run:
+        _submit(console, spec, prepared, estimate, over, json_out=json_out, **run_options)
+        return
     if json_out:
         out = {
             "ready": over is None,
@@ -273,6 +301,41 @@ def _run(function: Function, options: dict[str, Any]) -> None:
     )
 
 
+def _submit(
+    console: Any,
+    spec: Any,
+    prepared: PreparedJob,
+    estimate: Estimate,
+    over: BudgetExceeded | None,
+    *,
+    json_out: bool,
+    fresh: bool,
+    timeout_minutes: float,
+    resubmit_on_algo_error: bool,
+) -> None:
+    """The real run: the plan and estimate first, then the job through the flow."""
+    from vaceflow.cli.running import EXIT, run_one
+    from vaceflow.media.spec import build_job
+
+    if over is not None:
+        if json_out:
+            typer.echo(json.dumps({"ok": False, "error": _budget_error(over)}, indent=2))
+        else:
+            console.print(f"[bold red]over budget:[/] {over}", highlight=False)
+        raise typer.Exit(EXIT["over_budget"])
+    if not json_out:
+        _print_plan(console, prepared)
+        console.print(f"[bold]estimate:[/] {estimate.summary}", highlight=False)
+    run_one(
+        build_job(spec),
+        fresh=fresh,
+        timeout_minutes=timeout_minutes,
+        resubmit_on_algo_error=resubmit_on_algo_error,
+        json_out=json_out,
+        console=console,
+    )
+
+
 def _print_plan(console: Any, prepared: Any) -> None:
     from rich.table import Table
 
@@ -291,7 +354,10 @@ def _print_plan(console: Any, prepared: Any) -> None:
 
 
 def _estimate(
-    prepared: PreparedJob, budget: float | None
+    prepared: PreparedJob | list[PreparedJob],
+    budget: float | None,
+    *,
+    concurrency: int | None = None,
 ) -> tuple[Estimate, BudgetExceeded | None]:
     """The job's estimate, and the BudgetExceeded it raises against `budget` (or None).
 
@@ -303,7 +369,8 @@ def _estimate(
     settings = Settings.load()
     catalog = _existing_catalog(settings)
     try:
-        result = estimate([prepared], settings=settings, catalog=catalog)
+        jobs = prepared if isinstance(prepared, list) else [prepared]
+        result = estimate(jobs, settings=settings, catalog=catalog, concurrency=concurrency)
     finally:
         if catalog is not None:
             catalog.close()

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from vaceflow.jobs import Job
     from vaceflow.responses import TaskStatus
 
-__all__ = ["EXIT", "load_env_file", "print_record", "progress", "run_one"]
+__all__ = ["EXIT", "load_env_file", "print_record", "progress", "quiet_prefect_console", "run_one"]
 
 EXIT = {"ok": 0, "failed": 1, "refused": 2, "over_budget": 3, "timeout": 4, "uncertain": 5}
 """Exit codes of `run` and `batch`; documented in the README."""
@@ -46,6 +46,12 @@ def load_env_file() -> None:
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
         os.environ.setdefault(key.strip(), value)
+
+
+def quiet_prefect_console() -> None:
+    """Prefect's INFO lines would bury the progress line: the console shows warnings
+    and errors only (the runs' full logs still go to the Prefect API and UI)."""
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 
 
 @contextmanager

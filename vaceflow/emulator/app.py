@@ -261,6 +261,7 @@ def _add_api_routes(app: FastAPI, emu: _Emulator) -> None:
     @app.get("/api/v1/tasks")
     async def list_tasks(request: Request) -> Response:
         async def handle(request_id: str, dropped: bool) -> Response:
+            emu.store.counters["lists"] += 1
             return JSONResponse(_list_page(emu, dict(request.query_params), request_id))
 
         return await emu.call(request, Endpoint.LIST, handle)

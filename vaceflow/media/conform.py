@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 
 from vaceflow.errors import MediaError
@@ -73,7 +74,8 @@ class Conformer:
         fit_bytes, scale = False, 1.0
         for attempt in range(1, _ATTEMPTS + 1):
             output = self.cache_dir / f"{key}.{plan.ext}"
-            partial = self.cache_dir / f"{key}.{os.getpid()}.part.{plan.ext}"
+            writer = f"{os.getpid()}.{threading.get_ident()}"  # threads of one process too
+            partial = self.cache_dir / f"{key}.{writer}.part.{plan.ext}"
             execute(plan, path, partial)
             after = probe(partial)
             problems = violations(after, role, target=target, window=window)

@@ -421,7 +421,7 @@ def _start_prefect(data_dir: Path, state: StackState) -> tuple[StackState, _Read
     pid = spawn(
         server_command(server.port),
         log=logfile,
-        env=server_env(_base_env(), data_dir / "prefect", database),
+        env=server_env(_base_env(), data_dir / "prefect", database, server.port),
         cwd=data_dir,
     )
     return _with_pid(state, "prefect", pid), _waiter(

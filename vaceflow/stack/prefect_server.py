@@ -51,8 +51,11 @@ def server_command(port: int) -> list[str]:
     return [*_prefect(), "server", "start", "--port", str(port), "--host", "127.0.0.1"]
 
 
-def server_env(base: Mapping[str, str], home: Path, database_url: str | None) -> dict[str, str]:
-    """SQLite in `home` unless given a database URL (the team's PostgreSQL)."""
+def server_env(
+    base: Mapping[str, str], home: Path, database_url: str | None, port: int | None = None
+) -> dict[str, str]:
+    """SQLite in `home` unless given a database URL (the team's PostgreSQL). With the
+    server's `port`, its UI calls the API there (else it calls the default port 4200)."""
     env = without_prefect(base) | {
         "PREFECT_HOME": str(home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -60,6 +63,8 @@ def server_env(base: Mapping[str, str], home: Path, database_url: str | None) ->
     }
     if database_url is not None:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
+    if port is not None:
+        env["PREFECT_SERVER_UI_API_URL"] = f"http://127.0.0.1:{port}/api"
     return env
 
 

@@ -1,0 +1,137 @@
+"""The one list of deployments: which flow, under what name, described how, started by
+what (nothing, a schedule or an event).
+
+Both `vaceflow serve` (this process runs them) and `vaceflow deploy --pool` (a work
+pool's workers run them from this project's folder) build from it, so the two never
+drift. Flows that are not written yet (the watch and long-video flows) are left out
+until their modules import.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect import Flow
+from prefect.events import DeploymentEventTrigger
+
+from deployments.downstream import succeeded_trigger
+
+__all__ = ["DEPLOYMENTS", "DeploymentSpec", "deployments"]
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """One deployment: `entrypoint` is "path/to/file.py:function", relative to the
+    project folder (what a worker loads with `from_source`)."""
+
+    entrypoint: str
+    name: str
+    description: str
+    tags: tuple[str, ...] = ("vaceflow",)
+    cron: str | None = None
+    triggers: tuple[DeploymentEventTrigger, ...] = field(default=())
+
+    @property
+    def module(self) -> str:
+        return self.entrypoint.partition(":")[0].removesuffix(".py").replace("/", ".")
+
+    @property
+    def flow_name(self) -> str:
+        return self.entrypoint.partition(":")[2]
+
+    def load(self) -> Flow[..., Any]:
+        flow: Flow[..., Any] = getattr(importlib.import_module(self.module), self.flow_name)
+        return flow
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments shared by `Flow.to_deployment` and `Flow.deploy`."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "tags": list(self.tags),
+            "cron": self.cron,
+            "triggers": list(self.triggers) or None,
+        }
+
+
+_FUNCTIONS = "flows/functions.py"
+
+DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
+    DeploymentSpec(
+        f"{_FUNCTIONS}:image_reference",
+        "image-reference",
+        "A video composed from 1-3 reference images.",
+        ("vaceflow", "function"),
+    ),
+    DeploymentSpec(
+        f"{_FUNCTIONS}:video_repainting",
+        "video-repainting",
+        "A new video keeping the input's pose, depth or line art.",
+        ("vaceflow", "function"),
+    ),
+    DeploymentSpec(
+        f"{_FUNCTIONS}:video_edit",
+        "video-edit",
+        "Add, change or remove what lies in a masked area of a video.",
+        ("vaceflow", "function"),
+    ),
+    DeploymentSpec(
+        f"{_FUNCTIONS}:video_extension",
+        "video-extension",
+        "A 5 s video continuing from a frame or clip, or bridging two.",
+        ("vaceflow", "function"),
+    ),
+    DeploymentSpec(
+        f"{_FUNCTIONS}:video_outpainting",
+        "video-outpainting",
+        "Widen a video's frame: the model paints what lies beyond its edges.",
+        ("vaceflow", "function"),
+    ),
+    DeploymentSpec(
+        "flows/job.py:vace_job",
+        "vace-job",
+        "One VACE job in the API's own request shape.",
+    ),
+    DeploymentSpec(
+        "flows/batch.py:vace_batch",
+        "vace-batch",
+        "Many VACE jobs within the account's limits; one failure never stops the others.",
+        ("vaceflow", "batch"),
+    ),
+    DeploymentSpec(
+        "flows/watch.py:watch",
+        "watch",
+        "Run a job for every new input that lands in a watched place.",
+        ("vaceflow", "watch"),
+    ),
+    DeploymentSpec(
+        "flows/long_video.py:long_video",
+        "long-video",
+        "A video longer than the model's 5 s, made and joined in parts.",
+        ("vaceflow", "long-video"),
+    ),
+    DeploymentSpec(
+        "deployments/downstream.py:on_job_succeeded",
+        "on-job-succeeded",
+        "Example downstream step: runs when any vaceflow job succeeds.",
+        ("vaceflow", "downstream"),
+        triggers=(succeeded_trigger(),),
+    ),
+)
+
+
+def deployments() -> list[tuple[DeploymentSpec, Flow[..., Any]]]:
+    """The declared deployments whose flow imports (engineer U's flows may not exist
+    yet; any other import error is a bug and is raised)."""
+    found = []
+    for spec in DEPLOYMENTS:
+        try:
+            flow = spec.load()
+        except ModuleNotFoundError as exc:
+            if exc.name != spec.module:
+                raise
+            continue
+        found.append((spec, flow))
+    return found

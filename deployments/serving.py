@@ -1,0 +1,42 @@
+"""The Prefect side of `vaceflow serve` and `vaceflow deploy` (the CLI only parses and
+reports): the declared deployments served by this process, or registered for a pool."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+from prefect.deployments.runner import RunnerDeployment
+from prefect.flows import Flow, serve
+from prefect.settings import get_current_settings
+
+from deployments.catalog import DeploymentSpec, deployments
+
+__all__ = ["api_url", "deploy_all", "serve_all"]
+
+
+def api_url() -> str | None:
+    """The Prefect API this process reports to; None when none is configured."""
+    return get_current_settings().api.url or None
+
+
+def serve_all(limit: int | None = None) -> None:
+    """Serve every declared deployment from this process until it is interrupted."""
+    serve(
+        *[cast(RunnerDeployment, f.to_deployment(**s.options())) for s, f in deployments()],
+        limit=limit,
+        print_starting_message=False,
+    )
+
+
+def deploy_all(pool: str, source: Path) -> list[DeploymentSpec]:
+    """Register every declared deployment for `pool`; its workers load the flows from
+    `source` (this project's folder, seen at the same path: process workers, no image)."""
+    done = []
+    for spec, _ in deployments():
+        flow = Flow.from_source(source=str(source), entrypoint=spec.entrypoint)
+        flow.deploy(  # type: ignore[union-attr]
+            work_pool_name=pool, print_next_steps=False, **spec.options()
+        )
+        done.append(spec)
+    return done

@@ -1,0 +1,110 @@
+"""`watch`: run every job file dropped in a folder or an S3 prefix, once.
+
+Meant for a schedule (`WATCH_INTERVAL_SECONDS`, parameter `source`): each run lists
+the job files waiting, claims each (a file another watcher claimed is skipped), runs
+its bodies as `vace_job` subflows and files it under done/ or failed/ with a
+`<name>.result.json` sidecar. Scanning twice, or two watchers at once, pays once: the
+catalog's job identity decides, not the file (`vaceflow.intake` explains the moves).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import Field
+
+from flows.job import vace_job
+from tasks.runtime import ensure_limits, server_configured, services
+from vaceflow.errors import VaceflowError
+from vaceflow.intake import FileResult, Intake, JobResult, open_intake, parse_job_file, safe_error
+from vaceflow.limits import ACCOUNT
+
+__all__ = ["WATCH_INTERVAL_SECONDS", "WATCH_PARAMETER", "watch"]
+
+WATCH_INTERVAL_SECONDS = 60
+"""A suggested schedule: a dropped file waits at most this long to start."""
+WATCH_PARAMETER = "source"
+"""The parameter a deployment sets: a local folder or s3://bucket/prefix/."""
+
+
+@task(name="intake-file", task_run_name="{name}", cache_policy=NO_CACHE, tags=["vaceflow"])
+def intake_file(
+    intake: Intake, name: str, timeout_minutes: float, max_in_flight: int
+) -> FileResult | None:
+    """Claim, run and file one job file; None when another watcher claimed it."""
+    logger = get_run_logger()
+    data = intake.claim(name)
+    if data is None:
+        logger.info("%s: claimed by another watcher", name)
+        return None
+    try:
+        jobs = parse_job_file(name, data, intake.base)
+    except VaceflowError as exc:
+        result = FileResult.of(name, [], error=str(exc))
+    else:
+        outcomes = [_run(i, job, timeout_minutes, max_in_flight) for i, job in enumerate(jobs)]
+        result = FileResult.of(name, outcomes)
+    moved = intake.finish(name, result)
+    logger.info("%s: %s -> %s", name, result.status, moved)
+    return result.model_copy(update={"moved_to": moved})
+
+
+def _run(index: int, job: Any, timeout_minutes: float, max_in_flight: int) -> JobResult:
+    try:
+        record = vace_job(job, timeout_minutes=timeout_minutes, max_in_flight=max_in_flight)
+    except Exception as exc:  # reported in the sidecar; the other bodies go on
+        return JobResult(index=index, status="failed", error=safe_error(str(exc)))
+    out = record.output
+    return JobResult(
+        index=index,
+        id=record.id,
+        status=record.status.value,
+        output=(out.s3_uri or out.path) if out else None,
+        error=None if record.output else record.error_message,
+    )
+
+
+@flow(
+    name="watch",
+    flow_run_name="watch {source}",
+    description="Run each job file (YAML or JSON request bodies) dropped in a folder or "
+    "an S3 prefix once; file it under done/ or failed/ with a .result.json sidecar.",
+    task_runner=ThreadPoolTaskRunner(max_workers=8),  # type: ignore[arg-type]
+    log_prints=True,
+)
+def watch(
+    source: str,
+    max_files: Annotated[int, Field(ge=1)] = 50,
+    timeout_minutes: float = 30.0,
+    max_in_flight: Annotated[int, Field(ge=1, le=100)] = ACCOUNT.concurrent_tasks,
+) -> list[FileResult]:
+    """Process the job files waiting now; returns what became of each this run claimed.
+
+    Args:
+        source: A local folder or s3://bucket/prefix/ where job files arrive.
+        max_files: Files taken per run; the rest wait for the next.
+        timeout_minutes: Per job: stop waiting after this long (the file goes to
+            failed/; dropping it again resumes the same task without paying).
+        max_in_flight: Jobs submitted and not yet ended at once.
+    """
+    if server_configured():
+        ensure_limits(in_flight=max_in_flight)
+    intake = open_intake(source, services().settings)
+    names = intake.pending()[:max_files]
+    futures = [intake_file.submit(intake, n, timeout_minutes, max_in_flight) for n in names]
+    results = [r for f in futures if (r := f.result()) is not None]
+    if results:
+        rows: list[dict[str, Any]] = [
+            {"file": r.file, "status": r.status, "jobs": len(r.jobs), "error": r.error}
+            for r in results
+        ]
+        done = sum(r.status == "done" for r in results)
+        create_table_artifact(
+            rows, key="vaceflow-watch", description=f"{done} of {len(results)} files done"
+        )
+    print(f"{source}: {len(names)} waiting, {len(results)} processed here")
+    return results

@@ -1,0 +1,116 @@
+"""Deployments as a user runs them: `vaceflow serve` in its own process against a real
+Prefect server (and the emulator, SeaweedFS), a deployment started through the API, the
+downstream deployment started by the job's event; `vaceflow deploy` on the team stack's
+work pool, run by its process workers.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures_flows import VaceEnv
+from tests.fixtures_serve import OUTPAINTING, VACEFLOW, clean_env, prefect_client
+from tests.fixtures_serve import served as served  # the fixture
+from tests.fixtures_team import TeamStack, vaceflow_cli
+from vaceflow.catalog import Catalog, JobStatus
+from vaceflow.samples import Samples, make_samples
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> Samples:
+    return make_samples(tmp_path_factory.mktemp("samples"))
+
+
+def outpainting_parameters(samples: Samples) -> dict[str, Any]:
+    return {
+        "prompt": "A cosy room around the screen.",
+        "video": str(samples.video),
+        "left_scale": 1.5,
+    }
+
+
+def finished_runs(api: str, flow_name: str) -> list[Any]:
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    with prefect_client(api) as client:
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])))
+    return [r for r in runs if r.state is not None and r.state.is_final()]
+
+
+def run_deployment_sync(api: str, name: str, parameters: dict[str, Any]) -> Any:
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api}):
+        return run_deployment(name, parameters=parameters, timeout=300, poll_interval=1)
+
+
+def test_serve_runs_a_deployment_and_the_event_starts_the_downstream_one(
+    served: tuple[VaceEnv, str], samples: Samples
+) -> None:
+    env, api = served
+    run = run_deployment_sync(api, OUTPAINTING, outpainting_parameters(samples))
+
+    assert run.state is not None
+    assert run.state.is_completed(), run.state
+    assert env.submissions() == 1
+    job = Catalog.from_settings().find(flow_run_id=str(run.id))
+    assert job is not None
+    assert job.status is JobStatus.SUCCEEDED
+    assert job.function == "video_outpainting"
+
+    deadline = time.monotonic() + 120
+    while not (downstream := finished_runs(api, "on_job_succeeded")):
+        assert time.monotonic() < deadline, "the downstream deployment never ran"
+        time.sleep(1)
+    (after,) = downstream
+    assert after.state.is_completed(), after.state
+    assert after.parameters["job_id"] == job.id
+    assert after.parameters["output_uri"].startswith("s3://")
+    note = (env.data / "notes" / f"{job.id}.md").read_text()
+    assert job.id in note
+    assert after.parameters["output_uri"] in note
+    # Still one paid call: the downstream step only reads.
+    assert env.submissions() == 1
+
+
+def test_serve_refuses_without_a_prefect_server(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [VACEFLOW, "serve"],
+        env=clean_env(VACEFLOW_DATA_DIR=str(tmp_path / "empty")),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "No Prefect server configured" in done.stderr
+
+
+@pytest.mark.slow
+def test_deploy_to_the_team_pool_runs_on_its_workers(
+    team_stack: TeamStack, samples: Samples
+) -> None:
+    deployed = vaceflow_cli(["deploy", "--pool", team_stack.pool], team_stack.cli_env)
+    assert deployed.returncode == 0, deployed.stderr
+    assert f"video_outpainting/video-outpainting to pool {team_stack.pool!r}" in deployed.stdout
+
+    api = team_stack.prefect_api_url
+    run = run_deployment_sync(api, OUTPAINTING, outpainting_parameters(samples))
+
+    assert run.state is not None
+    assert run.state.is_completed(), run.state
+    with prefect_client(api) as client:
+        ran = client.read_flow_run(run.id)
+    assert ran.work_pool_name == team_stack.pool
+    with Catalog(team_stack.catalog_url) as catalog:
+        job = catalog.find(flow_run_id=str(run.id))
+    assert job is not None
+    assert job.status is JobStatus.SUCCEEDED
+    assert job.function == "video_outpainting"

@@ -1,0 +1,342 @@
+"""The flows under the service's faults: the right outcome, a truthful catalog, and the
+emulator's count of submissions (what would be billed) in every case.
+
+Each test configures its own emulator (`vace_env(**EmulatorConfig)`); faults that must
+spare the submit use a seed whose first draw is clean (the submit is the first call
+the emulator sees), so only the status queries after it are hit.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures_emulator import advance_clock
+from tests.fixtures_flows import VaceEnv
+from tests.media import MediaFactory
+from vaceflow.catalog import Catalog, JobRecord, JobStatus
+from vaceflow.emulator import FaultKind
+from vaceflow.errors import DashScopeError, ResultExpired, TaskFailed, WaitTimeout
+from vaceflow.jobs import Job, parse_job
+from vaceflow.media.probe import probe
+from vaceflow.pipeline import JobUncertain
+from vaceflow.responses import TaskStatus
+
+MakeEnv = Callable[..., VaceEnv]
+DAY = 24 * 3600.0
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One small input for every job here: cheap to conform, stage and render."""
+    return MediaFactory(tmp_path_factory.mktemp("fault-media")).video(
+        width=320, height=240, fps=16, seconds=1.0, name="fault-clip"
+    )
+
+
+def _job(clip: Path, prompt: str) -> Job:
+    return parse_job(
+        {"input": {"function": "video_outpainting", "prompt": prompt, "video_url": str(clip)}}
+    )
+
+
+def _only_row() -> JobRecord:
+    rows = Catalog.from_settings().list_jobs(history=True)
+    assert len(rows) == 1
+    return rows[0]
+
+
+def _clean_first_draw(rate: float) -> int:
+    """A seed whose first fault draw misses: the submit goes through, later calls may not."""
+    return next(s for s in range(1000) if random.Random(s).random() >= rate)
+
+
+def _task_ids(record: JobRecord) -> set[str]:
+    return {e.task_id for e in record.history if e.task_id}
+
+
+def _wait_for(check: Callable[[], bool], what: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def on_status() -> Iterator[Callable[[Callable[[str, TaskStatus], None]], None]]:
+    """Hook the wait's progress callback (the CLI's display hook) for one test."""
+    from tasks.runtime import set_progress_listener
+
+    def install(hook: Callable[[str, TaskStatus], None]) -> None:
+        set_progress_listener(lambda job_id, status, _elapsed, _polls: hook(job_id, status))
+
+    yield install
+    set_progress_listener(None)
+
+
+def test_throttled_submits_are_sent_again_and_each_job_pays_once(
+    vace_env: MakeEnv, clip: Path
+) -> None:
+    from flows.batch import vace_batch
+
+    env = vace_env(submit_qps=1.0, concurrency=3)
+    jobs = [_job(clip, f"throttled job {i}") for i in range(3)]
+    outcomes = vace_batch(jobs, max_in_flight=3)
+
+    assert [o.ok for o in outcomes] == [True, True, True]
+    assert env.submissions() == 3
+    rows = Catalog.from_settings().list_jobs()
+    assert sorted((r.status, r.attempts) for r in rows) == [(JobStatus.SUCCEEDED, 1)] * 3
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "code"),
+    [(FaultKind.ERROR_500, 500, "InternalError"), (FaultKind.ERROR_503, 503, "ServiceUnavailable")],
+)
+def test_submit_answered_5xx_creates_nothing_and_a_rerun_pays_once(
+    vace_env: MakeEnv, clip: Path, fault: FaultKind, status: int, code: str
+) -> None:
+    from flows.job import vace_job
+
+    job = _job(clip, f"refused with {status}")
+    down = vace_env(fault_rate=1.0, faults={fault})
+    with pytest.raises(DashScopeError) as refused:
+        vace_job(job)
+    assert (refused.value.status, refused.value.code) == (status, code)
+    assert down.submissions() == 0
+    row = _only_row()
+    assert (row.status, row.task_id, row.attempts) == (JobStatus.NEW, None, 0)
+    assert row.error_code == code
+
+    up = vace_env()  # the service recovered (same catalog, same data folder)
+    record = vace_job(job)
+    assert record.status is JobStatus.SUCCEEDED
+    assert down.submissions() + up.submissions() == 1
+    assert (_only_row().status, _only_row().attempts) == (JobStatus.SUCCEEDED, 1)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        pytest.param({"faults": {FaultKind.ERROR_500}}, id="500"),
+        pytest.param({"faults": {FaultKind.ERROR_503}}, id="503"),
+        pytest.param({"faults": {FaultKind.DROP}}, id="dropped"),
+        pytest.param({"faults": set(), "query_qps": 0.5, "list_qps": 0.5}, id="429"),
+    ],
+)
+def test_the_wait_rides_through_failing_status_queries(
+    vace_env: MakeEnv, clip: Path, config: dict[str, Any]
+) -> None:
+    from flows.job import vace_job
+
+    rate = 0.5
+    env = vace_env(latency=2.0, fault_rate=rate, seed=_clean_first_draw(rate), **config)
+    record = vace_job(_job(clip, "queries fail now and then"))
+
+    assert record.status is JobStatus.SUCCEEDED
+    assert env.submissions() == 1
+    counters = env.state()["counters"]
+    hit = sum(counters["faults"].values()) + sum(counters["throttled"].values())
+    assert hit > 0
+    assert counters["throttled"].get("submit", 0) == 0
+    row = _only_row()
+    assert (row.status, row.attempts, row.task_id) == (JobStatus.SUCCEEDED, 1, record.task_id)
+    assert record.output is not None
+    assert probe(record.output.path or "").codec == "h264"
+
+
+@pytest.mark.parametrize("created", [1.0, 0.0], ids=["task-made", "task-lost"])
+def test_a_dropped_submit_is_uncertain_and_never_paid_again(
+    vace_env: MakeEnv, clip: Path, monkeypatch: pytest.MonkeyPatch, created: float
+) -> None:
+    from flows.job import vace_job
+
+    monkeypatch.setattr("vaceflow.pipeline.SUBMIT_LEASE_SECONDS", 1.0)
+    env = vace_env(fault_rate=1.0, faults={FaultKind.DROP}, drop_creates_task=created)
+    job = _job(clip, "the answer never came")
+    with pytest.raises(JobUncertain):
+        vace_job(job)
+    seen = env.submissions()
+    assert seen == int(created)  # the service may or may not have it: we cannot know
+    _wait_for(lambda: _only_row().status is JobStatus.UNCERTAIN, "the lease to run out")
+    row = _only_row()
+    assert (row.task_id, row.attempts) == (None, 1)
+    assert [r.id for r in Catalog.from_settings().uncertain()] == [row.id]
+
+    with pytest.raises(JobUncertain):
+        vace_job(job)
+    assert env.submissions() == seen
+
+
+def test_a_model_failure_is_final_unless_one_resubmission_is_allowed(
+    vace_env: MakeEnv, clip: Path
+) -> None:
+    from flows.job import vace_job
+
+    env = vace_env(fault_rate=1.0, faults={FaultKind.TASK_FAILURE})
+    catalog = Catalog.from_settings()
+    with pytest.raises(TaskFailed) as failed:
+        vace_job(_job(clip, "the model fails"))
+    assert failed.value.code == "InternalError.Algo"
+    assert env.submissions() == 1
+    (row,) = catalog.list_jobs()
+    assert (row.status, row.error_code, row.attempts) == (
+        JobStatus.FAILED,
+        "InternalError.Algo",
+        1,
+    )
+
+    with pytest.raises(TaskFailed) as again:
+        vace_job(_job(clip, "the model fails twice"), resubmit_on_algo_error=True)
+    assert again.value.code == "InternalError.Algo"
+    assert env.submissions() == 3  # one resubmission, then it gives up
+    row = catalog.get(catalog.list_jobs()[0].id, history=True)
+    assert row.prompt == "the model fails twice"
+    assert (row.status, row.error_code, row.attempts) == (
+        JobStatus.FAILED,
+        "InternalError.Algo",
+        2,
+    )
+    assert len(_task_ids(row)) == 2
+    assert {t["task_id"] for t in env.tasks()} >= _task_ids(row)
+
+
+def test_a_flagged_prompt_is_refused_at_submit(vace_env: MakeEnv, clip: Path) -> None:
+    from flows.job import vace_job
+
+    env = vace_env()
+    with pytest.raises(DashScopeError) as refused:
+        vace_job(_job(clip, "a forbidden-word on the screen"))
+    assert (refused.value.status, refused.value.code) == (400, "DataInspectionFailed")
+    assert env.submissions() == 0
+    row = _only_row()
+    assert (row.status, row.error_code, row.task_id) == (
+        JobStatus.FAILED,
+        "DataInspectionFailed",
+        None,
+    )
+
+
+def test_an_expired_result_link_fails_clearly_and_pays_nothing_more(
+    vace_env: MakeEnv, clip: Path, on_status: Any
+) -> None:
+    from flows.job import vace_job
+
+    env = vace_env(url_ttl=60)
+
+    def expire(_job_id: str, status: TaskStatus) -> None:
+        if status is TaskStatus.SUCCEEDED:  # between the answer and the download
+            advance_clock(env.emulator, 120)
+
+    on_status(expire)
+    with pytest.raises(ResultExpired, match="expired"):
+        vace_job(_job(clip, "downloaded too late"))
+    assert env.submissions() == 1
+    row = _only_row()
+    assert (row.status, row.service_status, row.output) == (
+        JobStatus.FAILED,
+        TaskStatus.SUCCEEDED.value,
+        None,
+    )
+    assert "expired" in (row.error_message or "")
+    assert "Signature" not in (row.error_message or "")
+    time.sleep(1.0)  # nothing goes on behind our back
+    assert env.submissions() == 1
+
+
+def test_a_forgotten_task_is_resubmitted_once(
+    vace_env: MakeEnv, clip: Path, on_status: Any
+) -> None:
+    from flows.job import vace_job
+
+    env = vace_env(latency=3.0)
+    moved = threading.Event()
+
+    def forget(_job_id: str, status: TaskStatus) -> None:
+        if not moved.is_set():  # while the first task waits: a day passes
+            moved.set()
+            advance_clock(env.emulator, DAY + 60)
+
+    on_status(forget)
+    record = vace_job(_job(clip, "waited past a day"))
+
+    assert record.status is JobStatus.SUCCEEDED
+    assert env.submissions() == 2
+    row = Catalog.from_settings().get(record.id, history=True)
+    assert row.attempts == 2
+    assert len(_task_ids(row)) == 2
+    assert any("no longer knows" in (e.note or "") for e in row.history)
+
+
+def test_a_wait_timeout_keeps_the_task_and_a_rerun_resumes_it(
+    vace_env: MakeEnv, clip: Path
+) -> None:
+    from flows.job import vace_job
+
+    env = vace_env(latency=5.0)
+    job = _job(clip, "slow to render")
+    with pytest.raises(WaitTimeout):
+        vace_job(job, timeout_minutes=1.5 / 60)
+    row = _only_row()
+    assert row.status in (JobStatus.SUBMITTED, JobStatus.RUNNING)
+    assert row.task_id is not None
+    assert env.submissions() == 1
+
+    record = vace_job(job)
+    assert record.status is JobStatus.SUCCEEDED
+    assert record.task_id == row.task_id
+    assert env.submissions() == 1
+
+
+def test_cancelling_a_pending_task(vace_env: MakeEnv, clip: Path) -> None:
+    from flows.job import vace_job
+    from tasks.runtime import ensure_limits, services
+    from vaceflow.pipeline import cancel_if_pending
+
+    env = vace_env(latency=10.0, concurrency=1)  # the queued task stays PENDING that long
+    ensure_limits(in_flight=2)  # both jobs submitted at once; the service runs one
+    catalog = Catalog.from_settings()
+    errors: dict[str, BaseException] = {}
+
+    def run(prompt: str) -> None:
+        try:
+            vace_job(_job(clip, prompt))
+        except BaseException as exc:  # reported to the test thread
+            errors[prompt] = exc
+
+    threads = [  # each in a copy of this context: the same Prefect API as the test
+        threading.Thread(target=contextvars.copy_context().run, args=(run, p))
+        for p in ("occupies", "queued")
+    ]
+    for started, thread in enumerate(threads, start=1):
+        thread.start()  # one after the other: "occupies" takes the service's one slot
+        _wait_for(lambda n=started: len(env.tasks()) == n, "the submit")  # type: ignore[misc]
+
+    def rows() -> dict[str, JobRecord]:
+        return {r.prompt: r for r in catalog.list_jobs()}
+
+    _wait_for(lambda: all(r.task_id and r.flow_run_id for r in rows().values()), "task ids")
+    running, queued = rows()["occupies"], rows()["queued"]
+    svc = services()
+    assert cancel_if_pending(svc, str(running.flow_run_id)) is False  # already RUNNING
+    assert cancel_if_pending(svc, str(queued.flow_run_id)) is True
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert "occupies" not in errors
+    cancelled = errors["queued"]
+    assert isinstance(cancelled, TaskFailed)
+    assert cancelled.status is TaskStatus.CANCELED
+    by_prompt = rows()
+    assert by_prompt["occupies"].status is JobStatus.SUCCEEDED
+    assert by_prompt["queued"].status is JobStatus.CANCELED
+    assert {t["status"] for t in env.tasks()} == {"SUCCEEDED", "CANCELED"}
+    assert env.submissions() == 2

@@ -1,0 +1,141 @@
+"""`vaceflow batch FILE`: many jobs from a YAML or JSON file, within the account's limits.
+
+FILE holds request bodies in the API's own shape (a body copied from the reference is
+a valid job; local paths and s3:// URIs may stand where URLs do): one body, a list of
+bodies, or `{"jobs": [...]}`. Every input is conformed and every job validated, and
+the estimate checked against `--budget`, before anything is uploaded or submitted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+__all__ = ["load_jobs", "register"]
+
+
+def load_jobs(path: Path) -> list[Any]:
+    """The typed jobs in `path`; JobInvalid naming the job (by index) that is wrong."""
+    import yaml
+    from pydantic import ValidationError
+
+    from vaceflow.errors import JobInvalid, describe_validation_error
+    from vaceflow.jobs import parse_job
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise JobInvalid(f"{path}: not a readable YAML or JSON file ({exc})") from None
+    if isinstance(data, dict) and "jobs" in data:
+        data = data["jobs"]
+    bodies = data if isinstance(data, list) else [data]
+    jobs = []
+    for i, body in enumerate(bodies):
+        if not isinstance(body, dict):
+            raise JobInvalid(f"{path}: job {i} is not a request body (a mapping)")
+        try:
+            jobs.append(parse_job(body))
+        except ValidationError as exc:
+            raise JobInvalid(f"{path}: job {i}: {describe_validation_error(exc)}") from None
+    if not jobs:
+        raise JobInvalid(f"{path}: no jobs in the file")
+    return jobs
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to `app`."""
+    from vaceflow.limits import ACCOUNT
+
+    @app.command()
+    def batch(
+        file: Path = typer.Argument(..., exists=True, dir_okay=False, help="YAML or JSON jobs."),
+        max_in_flight: int = typer.Option(
+            ACCOUNT.concurrent_tasks,
+            "--max-in-flight",
+            min=1,
+            max=100,
+            help="Jobs submitted and not yet ended at once (the account runs 2 at a time).",
+        ),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Prepare and estimate only."),
+        budget: float | None = typer.Option(
+            None, "--budget", min=0, metavar="AMOUNT", help="Refuse (exit 3) above this cost."
+        ),
+        fresh: bool = typer.Option(False, "--fresh", help="Pay again for cataloged jobs."),
+        timeout_minutes: float = typer.Option(30.0, "--timeout-minutes", min=0.1),
+        json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    ) -> None:
+        """Run every job in FILE; one failure never stops the others."""
+        _batch(file, max_in_flight, dry_run, budget, fresh, timeout_minutes, json_out)
+
+
+def _batch(
+    file: Path,
+    max_in_flight: int,
+    dry_run: bool,
+    budget: float | None,
+    fresh: bool,
+    timeout_minutes: float,
+    json_out: bool,
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from vaceflow.cli.run import _budget_error, _estimate
+    from vaceflow.cli.running import EXIT, progress
+    from vaceflow.errors import InputRefused, VaceflowError
+    from vaceflow.media.prepare import prepare
+    from vaceflow.media.spec import JobSpec
+
+    console = Console(soft_wrap=True)
+    current: int | None = None
+    try:
+        jobs = load_jobs(file)
+        prepared = []
+        for current, job in enumerate(jobs):  # noqa: B007 (read in the except clause)
+            prepared.append(prepare(JobSpec.from_job(job)))
+    except VaceflowError as exc:
+        where = f"job {current}: " if current is not None else ""
+        rule = f" (rule: {exc.rule})" if isinstance(exc, InputRefused) else ""
+        if json_out:
+            error = {"job": current, "error": str(exc), "rule": getattr(exc, "rule", None)}
+            typer.echo(json.dumps({"ok": False, **error}, indent=2))
+        else:
+            console.print(f"[bold red]refused:[/] {where}{exc}{rule}", highlight=False)
+        raise typer.Exit(EXIT["refused"]) from None
+    estimate, over = _estimate(prepared, budget, concurrency=max_in_flight)
+    if over is not None:
+        if json_out:
+            typer.echo(json.dumps({"ok": False, "error": _budget_error(over)}, indent=2))
+        else:
+            console.print(f"[bold red]over budget:[/] {over}", highlight=False)
+        raise typer.Exit(EXIT["over_budget"])
+    if not json_out:
+        console.print(f"[bold]estimate:[/] {estimate.summary}", highlight=False)
+    if dry_run:
+        if json_out:
+            typer.echo(json.dumps({"ok": True, "estimate": estimate.model_dump(mode="json")}))
+        else:
+            console.print(f"[bold green]ready[/]: {len(jobs)} jobs; nothing was submitted.")
+        return
+
+    from flows.batch import vace_batch
+
+    with progress(console, enabled=not json_out):
+        outcomes = vace_batch(
+            jobs, max_in_flight=max_in_flight, fresh=fresh, timeout_minutes=timeout_minutes
+        )
+    if json_out:
+        typer.echo(json.dumps([o.model_dump(mode="json") for o in outcomes], indent=2))
+    else:
+        table = Table(title=f"{file.name}: {sum(o.ok for o in outcomes)} of {len(outcomes)} ok")
+        for column in ("#", "function", "status", "job", "output / error"):
+            table.add_column(column, overflow="fold")
+        for o in outcomes:
+            status = "[green]succeeded[/]" if o.ok else f"[red]{o.status}[/]"
+            table.add_row(str(o.index), o.function, status, o.job_id or "", o.output or o.error)
+        console.print(table)
+    if not all(o.ok for o in outcomes):
+        raise typer.Exit(EXIT["failed"])

@@ -1,0 +1,80 @@
+"""`vaceflow serve` and `vaceflow deploy`: the deployments of `deployments/` on a Prefect
+server, run by this process or by a work pool's workers.
+
+Both read the one list in `deployments/catalog.py`. Both need a Prefect server
+(PREFECT_API_URL, which `vaceflow dev up` writes to the env file): without one, a
+deployment would vanish with the temporary server Prefect starts for a lone process.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+__all__ = ["project_dir", "register"]
+
+NO_SERVER = (
+    "No Prefect server configured: set PREFECT_API_URL, or start one with "
+    "`vaceflow dev up` (it writes PREFECT_API_URL to the env file every command reads)."
+)
+
+
+def project_dir() -> Path:
+    """The folder holding `flows/`, `tasks/` and `deployments/`: what a worker loads
+    the flows from (`deployments/` lives beside the package, not inside it)."""
+    root = Path(__file__).resolve().parents[2]
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return root
+
+
+def _require_server() -> str:
+    project_dir()
+    from deployments.serving import api_url
+
+    url = api_url()
+    if not url:
+        typer.echo(NO_SERVER, err=True)
+        raise typer.Exit(2)
+    return url
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to `app`."""
+
+    @app.command()
+    def serve(
+        limit: int | None = typer.Option(
+            None, "--limit", min=1, help="Flow runs this process runs at once (default: any)."
+        ),
+    ) -> None:
+        """Serve every vaceflow deployment from this process until interrupted."""
+        url = _require_server()
+        from deployments import deployments
+        from deployments.serving import serve_all
+
+        declared = deployments()
+        typer.echo(f"serving {len(declared)} deployments on {url}:")
+        for spec, _ in declared:
+            typer.echo(f"  {spec.flow_name}/{spec.name}")
+        serve_all(limit)
+
+    @app.command()
+    def deploy(
+        pool: str = typer.Option(
+            ..., "--pool", help="The work pool (`vaceflow dev up --team` makes `vaceflow`)."
+        ),
+    ) -> None:
+        """Register every vaceflow deployment for a work pool's workers to run.
+
+        The workers load the flows from this project's folder (no image): they must see
+        it at the same path, as process workers on this machine do.
+        """
+        url = _require_server()
+        from deployments.serving import deploy_all
+
+        for spec in deploy_all(pool, project_dir()):
+            typer.echo(f"deployed {spec.flow_name}/{spec.name} to pool {pool!r}")
+        typer.echo(f"on {url}")

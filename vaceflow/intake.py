@@ -1,0 +1,332 @@
+"""Scheduled intake: job files dropped in a folder or an S3 prefix, each run once.
+
+A job file is YAML or JSON holding one request body in the API's own shape, or a list
+of them; media references may be URLs, s3:// URIs or paths (relative ones are read
+from the intake's own root). A file's life:
+
+    <root>/name.yaml  --claim-->  processing/name.yaml  --finish-->  done/ or failed/
+                                                                    + name.yaml.result.json
+
+Claiming is the race guard for files: a local claim is one atomic `rename`, so of two
+watchers exactly one gets the file; on S3 (no rename) a claim is a conditional copy
+then a delete, and a watcher that finds the source gone skips it. Two S3 watchers may
+still both claim a file in a narrow window: the catalog's identity, not the file,
+decides what is paid for, so the second only finds the job already claimed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+import yaml
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ValidationError
+
+from vaceflow.catalog.redact import redact_text
+from vaceflow.errors import JobInvalid, StorageError, describe_validation_error
+from vaceflow.jobs import Job, parse_job
+from vaceflow.limits import Role
+from vaceflow.settings import Settings
+
+__all__ = [
+    "DONE",
+    "FAILED",
+    "JOB_SUFFIXES",
+    "PROCESSING",
+    "RESULT_SUFFIX",
+    "FileResult",
+    "FolderIntake",
+    "Intake",
+    "JobResult",
+    "S3Intake",
+    "is_job_file",
+    "open_intake",
+    "parse_job_file",
+    "safe_error",
+]
+
+JOB_SUFFIXES = (".json", ".yaml", ".yml")
+RESULT_SUFFIX = ".result.json"
+PROCESSING, DONE, FAILED = "processing", "done", "failed"
+_MEDIA_FIELDS = frozenset(role.api_field for role in Role)
+_ERROR_CHARS = 500
+
+
+class JobResult(BaseModel):
+    """One body of a job file, as the sidecar reports it."""
+
+    index: int
+    id: str | None = None
+    status: str
+    output: str | None = None
+    error: str | None = None
+
+
+class FileResult(BaseModel):
+    """What became of one job file: the `<name>.result.json` sidecar's content."""
+
+    file: str
+    status: Literal["done", "failed"]
+    moved_to: str | None = None
+    finished_at: datetime
+    jobs: list[JobResult] = []
+    error: str | None = None
+    """Why the file itself was refused (unreadable, not a job body)."""
+
+    @classmethod
+    def of(cls, name: str, jobs: list[JobResult], error: str | None = None) -> FileResult:
+        ok = error is None and bool(jobs) and all(j.status == "succeeded" for j in jobs)
+        return cls(
+            file=name,
+            status="done" if ok else "failed",
+            finished_at=datetime.now(UTC),
+            jobs=jobs,
+            error=safe_error(error) if error else None,
+        )
+
+
+def safe_error(message: str) -> str:
+    """An error message fit for a sidecar: URLs without signatures, and short."""
+    return redact_text(message)[:_ERROR_CHARS]
+
+
+def is_job_file(name: str) -> bool:
+    return name.lower().endswith(JOB_SUFFIXES) and not name.endswith(RESULT_SUFFIX)
+
+
+def parse_job_file(name: str, data: bytes, base: str) -> list[Job]:
+    """The jobs of one file; JobInvalid naming the file (and body) when any is invalid:
+    a file runs whole or not at all.
+
+    Relative media paths are taken from `base` (a folder or an s3:// prefix).
+    """
+    try:
+        loaded = yaml.safe_load(data)  # JSON job files are YAML too
+    except yaml.YAMLError as exc:
+        raise JobInvalid(f"{name}: not YAML or JSON ({exc})") from exc
+    bodies = loaded if isinstance(loaded, list) else [loaded]
+    if not bodies or not all(isinstance(b, dict) for b in bodies):
+        raise JobInvalid(f"{name}: expected a request body (a mapping) or a list of them")
+    jobs: list[Job] = []
+    for index, body in enumerate(bodies):
+        where = f"{name}" if len(bodies) == 1 else f"{name} body {index}"
+        try:
+            jobs.append(parse_job(_resolve_media(body, base)))
+        except ValidationError as exc:
+            raise JobInvalid(f"{where}: {describe_validation_error(exc)}") from exc
+    return jobs
+
+
+def _resolve_media(body: dict[str, Any], base: str) -> dict[str, Any]:
+    given = body.get("input")
+    if not isinstance(given, dict):
+        return body
+    resolved = {k: _resolve(v, base) if k in _MEDIA_FIELDS else v for k, v in given.items()}
+    return body | {"input": resolved}
+
+
+def _resolve(ref: Any, base: str) -> Any:
+    if isinstance(ref, list):
+        return [_resolve(r, base) for r in ref]
+    if not isinstance(ref, str) or not ref or urlsplit(ref).scheme or os.path.isabs(ref):
+        return ref
+    return f"{base.rstrip('/')}/{ref}"
+
+
+class Intake(Protocol):
+    """Where job files arrive. Names are file names directly under the root."""
+
+    @property
+    def base(self) -> str:
+        """The root, for relative media paths."""
+        ...
+
+    def pending(self) -> list[str]:
+        """Job files waiting, oldest name order."""
+        ...
+
+    def claim(self, name: str) -> bytes | None:
+        """Move `name` into processing/ and return its bytes; None when another
+        watcher took it first."""
+        ...
+
+    def finish(self, name: str, result: FileResult) -> str:
+        """Move a claimed file to done/ or failed/ with its sidecar; where it went."""
+        ...
+
+
+def _sidecar(result: FileResult) -> bytes:
+    return result.model_dump_json(indent=2).encode("utf-8")
+
+
+class FolderIntake:
+    """A local folder; claims are atomic renames (one filesystem)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.expanduser().resolve()
+
+    @property
+    def base(self) -> str:
+        return str(self.root)
+
+    def __repr__(self) -> str:
+        return f"FolderIntake({str(self.root)!r})"
+
+    def pending(self) -> list[str]:
+        if not self.root.is_dir():
+            raise StorageError(f"intake folder {self.root} does not exist")
+        return sorted(p.name for p in self.root.iterdir() if p.is_file() and is_job_file(p.name))
+
+    def claim(self, name: str) -> bytes | None:
+        target = self.root / PROCESSING / name
+        target.parent.mkdir(exist_ok=True)
+        try:
+            os.rename(self.root / name, target)  # atomic: one watcher wins
+        except FileNotFoundError:
+            return None
+        return target.read_bytes()
+
+    def finish(self, name: str, result: FileResult) -> str:
+        folder = self.root / result.status
+        folder.mkdir(exist_ok=True)
+        dest = _free_name(folder, name)
+        result = result.model_copy(update={"moved_to": str(dest)})
+        tmp = folder / f".{dest.name}{RESULT_SUFFIX}.tmp"
+        tmp.write_bytes(_sidecar(result))
+        os.replace(tmp, folder / f"{dest.name}{RESULT_SUFFIX}")
+        with suppress(FileNotFoundError):  # a stale claim another watcher finished
+            os.replace(self.root / PROCESSING / name, dest)
+        return str(dest)
+
+
+def _free_name(folder: Path, name: str) -> Path:
+    """`folder/name`, or with a time stamp when an earlier file of that name is there."""
+    dest = folder / name
+    if not dest.exists():
+        return dest
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    return folder / f"{Path(name).stem}.{stamp}{Path(name).suffix}"
+
+
+class S3Intake:
+    """An S3 prefix (`s3://bucket/prefix/`) through the core's S3 client."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+
+    @classmethod
+    def from_uri(cls, uri: str, settings: Settings) -> S3Intake:
+        from vaceflow.storage.s3 import make_s3_client
+
+        parts = urlsplit(uri)
+        if parts.scheme != "s3" or not parts.netloc:
+            raise StorageError(f"{uri!r} is not an s3://bucket/prefix/ URI")
+        return cls(make_s3_client(settings), parts.netloc, parts.path)
+
+    def __repr__(self) -> str:
+        return f"S3Intake('s3://{self.bucket}/{self.prefix}/')"
+
+    @property
+    def base(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+    def _key(self, *parts: str) -> str:
+        return "/".join(p for p in (self.prefix, *parts) if p)
+
+    def pending(self) -> list[str]:
+        start = self._key("") + "/" if self.prefix else ""
+        names: list[str] = []
+        with self._translate("ListObjectsV2", start):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=start, Delimiter="/"
+            )
+            for page in pages:
+                names.extend(obj["Key"][len(start) :] for obj in page.get("Contents", []))
+        return sorted(n for n in names if n and is_job_file(n))
+
+    def claim(self, name: str) -> bytes | None:
+        source, target = self._key(name), self._key(PROCESSING, name)
+        try:
+            with self._translate("GetObject", source):
+                got = self.client.get_object(Bucket=self.bucket, Key=source)
+                data: bytes = got["Body"].read()
+            with self._translate("CopyObject", target):
+                self.client.copy_object(
+                    Bucket=self.bucket,
+                    Key=target,
+                    CopySource={"Bucket": self.bucket, "Key": source},
+                    CopySourceIfMatch=got["ETag"],
+                )
+        except StorageError as exc:
+            if exc.status in (404, 412):  # gone or replaced: another watcher has it
+                return None
+            raise
+        self._delete(source)
+        return data
+
+    def finish(self, name: str, result: FileResult) -> str:
+        dest = self._key(result.status, name)
+        result = result.model_copy(update={"moved_to": f"s3://{self.bucket}/{dest}"})
+        with self._translate("PutObject", dest + RESULT_SUFFIX):
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=dest + RESULT_SUFFIX,
+                Body=_sidecar(result),
+                ContentType="application/json",
+            )
+        source = self._key(PROCESSING, name)
+        try:
+            with self._translate("CopyObject", dest):
+                self.client.copy_object(
+                    Bucket=self.bucket, Key=dest, CopySource={"Bucket": self.bucket, "Key": source}
+                )
+        except StorageError as exc:
+            if exc.status != 404:
+                raise  # 404: a second watcher's claim, finished by the first
+        self._delete(source)
+        return f"s3://{self.bucket}/{dest}"
+
+    def _delete(self, key: str) -> None:
+        with self._translate("DeleteObject", key):
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    @contextmanager
+    def _translate(self, operation: str, key: str) -> Iterator[None]:
+        try:
+            yield
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = str(exc.response.get("Error", {}).get("Code") or status or "")
+            if code in ("NoSuchKey", "NotFound"):
+                status = 404
+            raise StorageError(
+                f"S3 {operation} s3://{self.bucket}/{key} failed: {code}",
+                operation=operation,
+                bucket=self.bucket,
+                key=key,
+                status=status,
+                code=code,
+            ) from exc
+        except BotoCoreError as exc:
+            raise StorageError(
+                f"S3 {operation} s3://{self.bucket}/{key} failed: {exc}",
+                operation=operation,
+                bucket=self.bucket,
+                key=key,
+                retryable=True,
+            ) from exc
+
+
+def open_intake(source: str, settings: Settings | None = None) -> Intake:
+    """The intake for `source`: an s3://bucket/prefix/ URI or a local folder."""
+    if source.startswith("s3://"):
+        return S3Intake.from_uri(source, settings or Settings.load())
+    return FolderIntake(Path(source))
