@@ -9,9 +9,8 @@ succeeded, and the work really spread over both workers, even when one dies mid-
 
 from __future__ import annotations
 
-import os
-
 import contextvars
+import os
 import re
 import secrets
 import threading
