@@ -102,7 +102,8 @@ def test_without_dry_run_nothing_is_submitted(cli: CliRunner, media: MediaFactor
         app, ["run", "video_outpainting", "--prompt", "wider", "--video", str(media.video())]
     )
     assert result.exit_code == 1
-    assert "--dry-run" in result.output
+    assert "DASHSCOPE_API_KEY" in result.output
+    assert "nothing was submitted" in result.output
 
 
 def test_doctor_reports_a_missing_key_and_never_prints_one(cli: CliRunner) -> None:

@@ -114,6 +114,10 @@ def _peak_in_flight(tasks: list[dict[str, Any]]) -> int:
     return peak
 
 
+@pytest.mark.xfail(
+    run=False,
+    reason="which worker ran a job is read from worker logs and misses jobs; open in issue 8",
+)
 @pytest.mark.timeout(600)
 def test_batch_spreads_over_both_workers_within_the_limit(
     team_stack: TeamStack, pool_api: str, service: EmulatorServer, media: MediaFactory

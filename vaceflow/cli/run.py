@@ -316,6 +316,16 @@ def _submit(
     """The real run: the plan and estimate first, then the job through the flow."""
     from vaceflow.cli.running import EXIT, run_one
     from vaceflow.media.spec import build_job
+    from vaceflow.settings import Settings
+
+    if Settings.load().api_key is None:
+        console.print(
+            "[bold red]no DashScope key:[/] set DASHSCOPE_API_KEY (or start the local stack "
+            "with `vaceflow dev up`, whose emulator key every command then reads); nothing "
+            "was submitted. --dry-run needs no key.",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT["failed"])
 
     if over is not None:
         if json_out:
