@@ -129,7 +129,11 @@ def test_submit_answered_5xx_creates_nothing_and_a_rerun_pays_once(
         pytest.param({"faults": {FaultKind.ERROR_500}}, id="500"),
         pytest.param({"faults": {FaultKind.ERROR_503}}, id="503"),
         pytest.param({"faults": {FaultKind.DROP}}, id="dropped"),
-        pytest.param({"faults": set(), "query_qps": 0.5, "list_qps": 0.5}, id="429"),
+        # one query per 10 s while the task runs 8 s: the SDK-paced first polls are
+        # refused whenever the wait starts, however late Prefect starts it
+        pytest.param(
+            {"faults": set(), "query_qps": 0.1, "list_qps": 0.1, "latency": 8.0}, id="429"
+        ),
     ],
 )
 def test_the_wait_rides_through_failing_status_queries(
@@ -138,7 +142,8 @@ def test_the_wait_rides_through_failing_status_queries(
     from flows.job import vace_job
 
     rate = 0.5
-    env = vace_env(latency=2.0, fault_rate=rate, seed=_clean_first_draw(rate), **config)
+    config = {"latency": 2.0, **config}
+    env = vace_env(fault_rate=rate, seed=_clean_first_draw(rate), **config)
     record = vace_job(_job(clip, "queries fail now and then"))
 
     assert record.status is JobStatus.SUCCEEDED
