@@ -5,8 +5,9 @@ so the workers start a few subprocesses at once rather than one per job, and whi
 worker polls next takes the next run. Prefect does not run a crashed flow run again by
 itself: a run that ends CRASHED has its job handed to the pool once more. That is safe
 because the catalog row decides: the new run resumes the task the crashed one recorded,
-or collects its video, instead of paying again. (A process worker killed by SIGTERM
-leaves its runs RUNNING, not CRASHED: those are not caught yet.)
+or collects its video, instead of paying again. A run whose worker died outright is
+set CRASHED by the server's zombie-run automation once its heartbeats stop
+(`vaceflow.stack.prefect_server.ensure_zombie_watch`, made by `vaceflow dev up`).
 """
 
 from __future__ import annotations

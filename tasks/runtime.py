@@ -10,11 +10,15 @@ Nothing here is a scheduler or a lock service of our own.
 from __future__ import annotations
 
 import contextvars
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from prefect.concurrency.sync import concurrency, rate_limit
+import httpx
+from prefect.concurrency.sync import concurrency
 from prefect.logging import get_logger
 
 from vaceflow.limits import ACCOUNT
@@ -22,6 +26,9 @@ from vaceflow.ratebudget import CallKind, LocalRateBudget, RateBudget
 from vaceflow.responses import TaskStatus
 from vaceflow.services import Services
 from vaceflow.settings import Settings
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
 
 __all__ = [
     "RUNNING_LIMIT",
@@ -69,6 +76,10 @@ def server_configured() -> bool:
 class PrefectRateBudget:
     """`RateBudget` over Prefect global rate limits: one budget for every worker.
 
+    Each slot is taken with one call of this budget's own Prefect client. A local
+    server on SQLite answers 503 ("database is locked") whenever another write lands
+    between the read and the write of its increment; Prefect's client would wait 2 s
+    before trying again, a 20th of a second is enough, so this budget retries itself.
     Calls may come from threads Prefect did not start (the shared status watcher), so
     each runs in a copy of the context this budget was made in: the same Prefect API.
     """
@@ -76,12 +87,63 @@ class PrefectRateBudget:
     def __init__(self) -> None:
         ensure_limits()
         self._context = contextvars.copy_context()
+        self._lock = threading.Lock()
+        self._client: SyncPrefectClient | None = None
 
     def acquire(self, kind: CallKind) -> None:
-        self._context.copy().run(rate_limit, f"vaceflow-dashscope-{kind}", occupy=1, strict=True)
+        self._context.copy().run(self._take, f"vaceflow-dashscope-{kind}")
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.__exit__(None, None, None)
+
+    def _http(self) -> SyncPrefectClient:
+        with self._lock:
+            if self._client is None:
+                from prefect.client.orchestration import get_client
+
+                self._client = get_client(sync_client=True)
+                self._client.__enter__()
+            return self._client
+
+    def _take(self, name: str) -> None:
+        from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+        busy = 0
+        while True:
+            try:
+                with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 0}):
+                    taken = self._http().increment_concurrency_slots(
+                        names=[name], slots=1, mode="rate_limit"
+                    )
+            except httpx.HTTPStatusError as exc:
+                code = exc.response.status_code
+                if code == 423:  # no slot yet: the server says when one frees up
+                    time.sleep(float(exc.response.headers.get("Retry-After", 0.1)))
+                    continue
+                if code not in (502, 503) or busy >= _BUSY_RETRIES:
+                    raise
+                busy += 1
+                time.sleep(min(1.0, 0.05 * 2**busy) * random.uniform(0.5, 1.0))
+                continue
+            except httpx.TransportError:
+                if busy >= _BUSY_RETRIES:
+                    raise
+                busy += 1
+                time.sleep(min(1.0, 0.05 * 2**busy) * random.uniform(0.5, 1.0))
+                continue
+            if taken.json():
+                return
+            ensure_limits(force=True)  # somebody deleted the limit: make it again
 
 
-def ensure_limits(in_flight: int | None = None) -> None:
+_BUSY_RETRIES = 10
+"""Retries of a 503 or a dropped connection (about 6 s in all) before the call fails."""
+
+
+def ensure_limits(in_flight: int | None = None, *, force: bool = False) -> None:
     """Create (or resize) the global concurrency limits the tasks use. Idempotent."""
     global _limits_ready
     if not server_configured():
@@ -89,7 +151,7 @@ def ensure_limits(in_flight: int | None = None) -> None:
     from prefect.client.orchestration import get_client
 
     with _limits_lock:
-        if _limits_ready and in_flight is None:
+        if _limits_ready and in_flight is None and not force:
             return
         with get_client(sync_client=True) as client:
             for kind, (slots, decay) in RATE_LIMITS.items():
@@ -124,6 +186,8 @@ def reset_services() -> None:
     with _lock:
         if _services is not None:
             _services.close()
+            if isinstance(_services.budget, PrefectRateBudget):
+                _services.budget.close()
         _services = None
         _limits_ready = False
 

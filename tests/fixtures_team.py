@@ -80,9 +80,10 @@ class TeamStack:
     def status(self) -> list[ServiceStatus]:
         return status(self.data_dir)
 
-    def kill_worker(self, name: str) -> bool:
-        """Stop one worker as a crash would (the rest keep running)."""
-        return stop_component(self.data_dir, name)
+    def kill_worker(self, name: str, *, hard: bool = False) -> bool:
+        """Stop one worker as a crash would (the rest keep running); `hard`: SIGKILL
+        it and the flow runs it started, as a lost machine would."""
+        return stop_component(self.data_dir, name, hard=hard)
 
     def revive(self) -> StackState:
         """`dev up --team` again: restarts only what is dead (a killed worker)."""

@@ -498,3 +498,11 @@ def test_cli_default_catalog_is_in_the_data_folder(
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == []
     assert (tmp_path / "catalog.db").is_file()
+
+
+def test_the_head_revision_constant_is_the_newest_migration() -> None:
+    from alembic.script import ScriptDirectory
+
+    from vaceflow.catalog.database import HEAD_REVISION, _config
+
+    assert ScriptDirectory.from_config(_config()).get_current_head() == HEAD_REVISION

@@ -122,9 +122,6 @@ def test_refused_input_never_reaches_the_service(vace_env: MakeEnv, media: Media
     assert _catalog().list_jobs() == []
 
 
-@pytest.mark.xfail(
-    run=False, reason="one of 20 jobs failed under CI load (cause not yet found); open in issue 7"
-)
 def test_batch_never_has_more_in_flight_than_its_limit(
     vace_env: MakeEnv, media: MediaFactory
 ) -> None:
@@ -145,9 +142,9 @@ def test_batch_never_has_more_in_flight_than_its_limit(
         for i in range(20)
     ]
     outcomes = vace_batch(jobs, max_in_flight=3)
-    assert [o.ok for o in outcomes] == [True] * 20
+    assert [o.error for o in outcomes if not o.ok] == []
     assert env.submissions() == 20
-    assert _peak_in_flight(env.tasks()) == 3
+    assert 2 <= _peak_in_flight(env.tasks()) <= 3  # the limit held, and was used
 
 
 def _peak_in_flight(tasks: list[dict[str, Any]]) -> int:

@@ -333,6 +333,7 @@ class Catalog:
                 row.service_status = TaskStatus.PENDING.value
                 row.submitted_at = now
                 row.submit_lease_until = None
+                row.error_code = row.error_message = None  # an earlier refusal is history now
                 row.updated_at = now
                 self._event(session, row, now, f"submitted (request {request_id})")
                 return self._record(row)

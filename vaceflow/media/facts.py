@@ -13,7 +13,6 @@ from pathlib import Path
 
 import av
 import av.error
-import numpy as np
 from pydantic import BaseModel
 
 from vaceflow.errors import InputRefused, MediaError
@@ -81,6 +80,8 @@ def moov_first(path: Path) -> bool:
 
 def read_mask(path: Path | os.PathLike[str]) -> MaskLevels:
     """Threshold the first picture of `path` and measure it."""
+    import numpy as np  # only masks need it: every flow run's start-up is spared its import
+
     try:
         with av.open(str(path)) as container:
             frame = next(container.decode(video=0))

@@ -34,6 +34,7 @@ from vaceflow.stack import postgres as pg
 from vaceflow.stack.prefect_server import (
     api_answers,
     ensure_pool,
+    ensure_zombie_watch,
     pool_workers,
     server_command,
     server_env,
@@ -170,9 +171,10 @@ def down(data_dir: Path) -> list[str]:
         return stopped
 
 
-def stop_component(data_dir: Path, name: str) -> bool:
+def stop_component(data_dir: Path, name: str, *, hard: bool = False) -> bool:
     """Stop one process by name (`worker-1`, `prefect`, ...): what a crash looks like to
-    the rest. False if it was not running; `up` starts it again."""
+    the rest (`hard`: SIGKILL its process group, a lost machine: nothing it ran gets
+    to say goodbye). False if it was not running; `up` starts it again."""
     with locked(data_dir):
         state = load(data_dir)
         if state is None:
@@ -181,7 +183,7 @@ def stop_component(data_dir: Path, name: str) -> bool:
         if name not in components:
             raise ConfigError(f"no {name!r} in this stack; it has {', '.join(components)}")
         c = components[name]
-        stopped = stop(c.pid, c.marker, first=c.first)
+        stopped = stop(c.pid, c.marker, first=signal.SIGKILL if hard else c.first)
         save(data_dir, _with_pid(state, name, None))
         return stopped
 
@@ -440,6 +442,7 @@ def _start_workers(data_dir: Path, state: StackState, timeout: float) -> StackSt
         data_dir / "prefect",
     )
     ensure_pool(api, state.pool, env)
+    ensure_zombie_watch(api)
     since = datetime.now(UTC)
     started: dict[str, int] = {}
     for w in state.workers:

@@ -24,6 +24,7 @@ __all__ = [
     "WorkerSeen",
     "api_answers",
     "ensure_pool",
+    "ensure_zombie_watch",
     "pool_workers",
     "server_command",
     "server_env",
@@ -35,6 +36,11 @@ __all__ = [
 
 POOL = "vaceflow"
 HEARTBEAT_SECONDS = 5
+FLOW_HEARTBEAT_SECONDS = 30
+"""How often a flow run a worker started says it is alive (Prefect's minimum)."""
+SILENT_SECONDS = 75
+"""A flow run silent this long (two beats and a half) is marked CRASHED."""
+ZOMBIE_WATCH = "vaceflow: crash flow runs whose heartbeat stopped"
 
 
 def _prefect() -> list[str]:
@@ -95,6 +101,51 @@ def ensure_pool(api_url: str, pool: str, env: Mapping[str, str]) -> None:
         raise StackError(f"could not create the work pool {pool!r}:\n{out.stdout[-1500:]}")
 
 
+def ensure_zombie_watch(api_url: str) -> None:
+    """The automation Prefect's guide on zombie flows describes, made once per server.
+
+    A worker that dies (a killed process, a lost machine) takes its flow runs with it,
+    and the server would show them RUNNING for ever. Every run a worker starts sends
+    a heartbeat event (`worker_env`); a run silent for `SILENT_SECONDS` is set CRASHED,
+    so whoever waits on it (`flows.pool.run_on_pool`) hands its job to the pool again.
+    """
+    automation = {
+        "name": ZOMBIE_WATCH,
+        "description": "A flow run that stopped sending heartbeats lost its process.",
+        "enabled": True,
+        "trigger": {
+            "type": "event",
+            "match": {"prefect.resource.id": "prefect.flow-run.*"},
+            "after": ["prefect.flow-run.heartbeat"],
+            "expect": [
+                "prefect.flow-run.heartbeat",
+                *(f"prefect.flow-run.{s}" for s in ("Completed", "Failed", "Cancelled", "Crashed")),
+            ],
+            "for_each": ["prefect.resource.id"],
+            "posture": "Proactive",
+            "threshold": 1,
+            "within": SILENT_SECONDS,
+        },
+        "actions": [
+            {
+                "type": "change-flow-run-state",
+                "state": "CRASHED",
+                "message": f"No heartbeat for {SILENT_SECONDS} s: its process is gone.",
+            }
+        ],
+    }
+    try:
+        with httpx.Client(base_url=api_url, timeout=10.0) as http:
+            found = http.post(
+                "/automations/filter", json={"automations": {"name": {"any_": [ZOMBIE_WATCH]}}}
+            )
+            found.raise_for_status()
+            if not found.json():
+                http.post("/automations/", json=automation).raise_for_status()
+    except httpx.HTTPError as exc:
+        raise StackError(f"could not make the zombie-run automation at {api_url}: {exc}") from None
+
+
 def worker_command(pool: str, name: str) -> list[str]:
     return [*_prefect(), "worker", "start", "--pool", pool, "--type", "process", "--name", name]
 
@@ -104,6 +155,7 @@ def worker_env(base: Mapping[str, str], api_url: str, home: Path) -> dict[str, s
         "PREFECT_API_URL": api_url,
         "PREFECT_HOME": str(home),
         "PREFECT_WORKER_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS),
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(FLOW_HEARTBEAT_SECONDS),
     }
 
 

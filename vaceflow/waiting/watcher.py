@@ -49,6 +49,8 @@ class _Watched:
     listed_at: float | None = None
     """Monotonic time of the last list page that showed it."""
     polls: int = 0
+    ticks: int = 0
+    """Ticks (list calls) since it was first watched."""
     next_get: float = 0.0
     """When an individual get is due, for a task the list does not show."""
     last: TaskResponse | None = field(default=None, repr=False)
@@ -57,8 +59,9 @@ class _Watched:
 class TaskWatcher:
     """One thread following every watched task; `watch()` and `wait()` are thread-safe.
 
-    `interval` is the tick, which bounds how late an end is noticed; `grace` is how
-    long a task may go unseen by the list before it is polled on its own.
+    `interval` is the longest tick, which bounds how late an end is noticed (ticks
+    come sooner while a task is young or near its expected end); `grace` is how long a
+    task may go unseen by the list before it is polled on its own.
     """
 
     def __init__(
@@ -186,12 +189,27 @@ class TaskWatcher:
                 self._tick()
             except Exception:
                 log.exception("task watcher: tick failed; carrying on")
-            next_tick = self._clock() + self.interval
-            with self._cond:  # new watches wait for the tick: they do not each cause one
-                while not self._closed and (left := next_tick - self._clock()) > 0:
+            ended = self._clock()
+            with self._cond:  # new watches wait for the tick: they do not each cause one,
+                # but a young one brings it forward (`_tick_interval` is asked again)
+                while (
+                    not self._closed and (left := ended + self._tick_interval() - self._clock()) > 0
+                ):
                     self._cond.wait(left)
                 if self._closed:
                     return
+
+    def _tick_interval(self) -> float:
+        """Seconds to the next tick: what the most eager watched task's poll schedule
+        asks (the SDK's pace while it is young, so a refused input fails in a second or
+        two; dense around its expected end), never longer than `interval`."""
+        now = self._clock()
+        with self._cond:
+            wanted = [
+                self._schedule.next_delay(now - w.since, w.ticks, w.expected)
+                for w in self._watched.values()
+            ]
+        return min([self.interval, *wanted])
 
     def _tick(self) -> None:
         with self._cond:
@@ -202,6 +220,7 @@ class TaskWatcher:
         now = self._clock()
         due: list[_Watched] = []
         for item in watched:
+            item.ticks += 1
             row = listed.get(item.task_id)
             if row is not None:
                 item.listed_at = now
