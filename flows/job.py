@@ -103,11 +103,12 @@ def _job_run_name() -> str:
     return f"{getattr(function, 'value', function)}: {prompt[:40]}"
 
 
-def cancel_pending_task(flow: Flow[Any, Any], run: FlowRun, state: State[Any]) -> None:
-    """Cancelling the flow cancels its task while the service has not started it."""
+def cancel_pending_task(flow: Flow[Any, Any], flow_run: FlowRun, state: State[Any]) -> None:
+    """Cancelling the flow cancels its task while the service has not started it.
+    (Prefect calls hooks with keywords: the parameters keep its names.)"""
     from vaceflow.pipeline import cancel_if_pending
 
-    cancel_if_pending(services(), str(run.id))
+    cancel_if_pending(services(), str(flow_run.id))
 
 
 @flow(

@@ -19,8 +19,11 @@ from typing import TYPE_CHECKING
 
 import httpx
 from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.logging import get_logger
+from pydantic import SecretStr
 
+from vaceflow.errors import ConfigError
 from vaceflow.limits import ACCOUNT
 from vaceflow.ratebudget import CallKind, LocalRateBudget, RateBudget
 from vaceflow.responses import TaskStatus
@@ -35,6 +38,7 @@ __all__ = [
     "PrefectRateBudget",
     "ProgressListener",
     "ensure_limits",
+    "flow_settings",
     "in_flight_slot",
     "progress_listener",
     "server_configured",
@@ -155,19 +159,27 @@ def ensure_limits(in_flight: int | None = None, *, force: bool = False) -> None:
             return
         with get_client(sync_client=True) as client:
             for kind, (slots, decay) in RATE_LIMITS.items():
-                client.upsert_global_concurrency_limit_by_name(
-                    f"vaceflow-dashscope-{kind}", slots, slot_decay_per_second=decay
-                )
+                _upsert(client, f"vaceflow-dashscope-{kind}", slots, decay)
             if in_flight is not None:
-                client.upsert_global_concurrency_limit_by_name(RUNNING_LIMIT, in_flight)
+                _upsert(client, RUNNING_LIMIT, in_flight)
             else:
                 try:
                     client.read_global_concurrency_limit_by_name(RUNNING_LIMIT)
-                except Exception:
-                    client.upsert_global_concurrency_limit_by_name(
-                        RUNNING_LIMIT, ACCOUNT.concurrent_tasks
-                    )
+                except ObjectNotFound:
+                    _upsert(client, RUNNING_LIMIT, ACCOUNT.concurrent_tasks)
         _limits_ready = True
+
+
+def _upsert(client: SyncPrefectClient, name: str, limit: int, decay: float | None = None) -> None:
+    """Prefect's upsert reads, then creates: when another process (a worker, a served
+    run) creates the limit in between, the create answers 409; the next try updates."""
+    for attempt in range(3):
+        try:
+            client.upsert_global_concurrency_limit_by_name(name, limit, slot_decay_per_second=decay)
+            return
+        except ObjectAlreadyExists:
+            if attempt == 2:
+                raise
 
 
 def services() -> Services:
@@ -176,8 +188,32 @@ def services() -> Services:
     with _lock:
         if _services is None:
             budget: RateBudget = PrefectRateBudget() if server_configured() else LocalRateBudget()
-            _services = Services.from_settings(Settings.load(), budget=budget)
+            _services = Services.from_settings(flow_settings(), budget=budget)
         return _services
+
+
+def flow_settings() -> Settings:
+    """The settings, with the secrets that Prefect Secret blocks hold filled in where
+    the environment sets none (`VACEFLOW_API_KEY_BLOCK`, `VACEFLOW_S3_SECRET_KEY_BLOCK`):
+    a deployment's runs then get their keys from the server, never from parameters."""
+    settings = Settings.load()
+    updates: dict[str, SecretStr] = {}
+    if settings.api_key is None and settings.api_key_block:
+        updates["api_key"] = _secret(settings.api_key_block)
+    if settings.s3_secret_access_key is None and settings.s3_secret_key_block:
+        updates["s3_secret_access_key"] = _secret(settings.s3_secret_key_block)
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def _secret(block: str) -> SecretStr:
+    from prefect.blocks.system import Secret
+
+    try:
+        secret: Secret[str] = Secret.load(block)  # type: ignore[assignment]  # sync here
+        value = secret.get()
+    except ValueError as exc:  # Prefect's "Unable to find block document named ..."
+        raise ConfigError(f"no Prefect Secret block named {block!r}: {exc}") from None
+    return SecretStr(str(value))
 
 
 def reset_services() -> None:
@@ -194,16 +230,23 @@ def reset_services() -> None:
 
 @contextmanager
 def in_flight_slot(limit: int) -> Iterator[None]:
-    """Hold one of `limit` slots from submit to the task's end."""
-    if server_configured():
-        ensure_limits()
-        with concurrency(RUNNING_LIMIT, occupy=1, strict=True, lease_duration=60):
-            yield
-        return
+    """Hold one of `limit` slots from submit to the task's end.
+
+    The process's own slots come first, then (with a server) the global limit every
+    worker shares. Asking the server only with a local slot in hand matters: a Prefect
+    server answers each refused request with a Retry-After that grows with the number
+    of refusals (up to 30 s), so a batch's threads all asking at once would leave
+    freed slots idle for many seconds.
+    """
     with _lock:
         slot = _local_slots.setdefault(limit, threading.BoundedSemaphore(limit))
     with slot:
-        yield
+        if not server_configured():
+            yield
+            return
+        ensure_limits()
+        with concurrency(RUNNING_LIMIT, occupy=1, strict=True, lease_duration=60):
+            yield
 
 
 def set_progress_listener(listener: ProgressListener | None) -> None:

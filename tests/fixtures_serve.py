@@ -58,9 +58,12 @@ def wait_for_deployment(api: str, name: str, proc: subprocess.Popen[bytes], log:
 
 
 @pytest.fixture
-def served(vace_env: Callable[..., VaceEnv], tmp_path: Path) -> Iterator[tuple[VaceEnv, str]]:
-    """(the test's VaceEnv, the Prefect API URL) with `vaceflow serve` running."""
-    env = vace_env(latency=0.2)
+def served(
+    vace_env: Callable[..., VaceEnv], tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[VaceEnv, str]]:
+    """(the test's VaceEnv, the Prefect API URL) with `vaceflow serve` running; the
+    emulator's config may come as the fixture's parameter (`indirect=True`)."""
+    env = vace_env(**({"latency": 0.2} | getattr(request, "param", {})))
     api = env.env["PREFECT_API_URL"]
     log = tmp_path / "serve.log"
     with log.open("wb") as out:

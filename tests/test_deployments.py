@@ -79,6 +79,61 @@ def test_serve_runs_a_deployment_and_the_event_starts_the_downstream_one(
     assert env.submissions() == 1
 
 
+@pytest.mark.parametrize("served", [{"latency": 60.0, "concurrency": 1}], indirect=True)
+def test_cancelling_a_run_cancels_its_task_while_the_service_has_not_started_it(
+    served: tuple[VaceEnv, str], samples: Samples
+) -> None:
+    """Cancel in the Prefect UI (here: through its API) a run whose task waits in the
+    service's queue: the run's on_cancellation hook cancels the task, nothing is paid."""
+    from prefect.client.schemas.objects import StateType
+    from prefect.deployments import run_deployment
+    from prefect.states import Cancelling
+
+    env, api = served
+    catalog = Catalog.from_settings()
+    with prefect_client(api):
+        runs = {
+            prompt: run_deployment(
+                OUTPAINTING,
+                parameters=outpainting_parameters(samples) | {"prompt": prompt},
+                timeout=0,
+            )
+            for prompt in ("one of two jobs", "the other job")
+        }
+    deadline = time.monotonic() + 180
+    tasks: dict[str, str] = {}
+    while len(tasks) < 2:  # both submitted: one RUNNING, one PENDING at the service
+        assert time.monotonic() < deadline, f"not both submitted: {catalog.list_jobs()}"
+        time.sleep(0.5)
+        for prompt, run in runs.items():
+            job = catalog.find(flow_run_id=str(run.id))
+            if job is not None and job.task_id:
+                tasks[prompt] = job.task_id
+
+    def service_status(task_id: str) -> str:
+        return next(t["status"] for t in env.tasks() if t["task_id"] == task_id)
+
+    statuses = {prompt: service_status(task) for prompt, task in tasks.items()}
+    assert sorted(statuses.values()) == ["PENDING", "RUNNING"]  # whichever came first runs
+    queued = next(prompt for prompt, status in statuses.items() if status == "PENDING")
+    running = next(prompt for prompt in tasks if prompt != queued)
+    with prefect_client(api) as client:
+        client.set_flow_run_state(runs[queued].id, Cancelling(), force=True)
+        while service_status(tasks[queued]) != "CANCELED":
+            assert time.monotonic() < deadline, "the queued task was never cancelled"
+            time.sleep(0.5)
+        while (state := client.read_flow_run(runs[queued].id).state) and not state.is_final():
+            assert time.monotonic() < deadline, f"the run is still {state.type}"
+            time.sleep(0.5)
+        assert state is not None
+        assert state.type is StateType.CANCELLED
+    job = catalog.find(flow_run_id=str(runs[queued].id))
+    assert job is not None
+    assert job.service_status == "CANCELED"
+    assert service_status(tasks[running]) in ("RUNNING", "SUCCEEDED")  # left alone
+    assert env.submissions() == 2
+
+
 def test_serve_refuses_without_a_prefect_server(tmp_path: Path) -> None:
     done = subprocess.run(
         [VACEFLOW, "serve"],

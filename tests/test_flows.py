@@ -158,3 +158,36 @@ def _peak_in_flight(tasks: list[dict[str, Any]]) -> int:
         current += step
         peak = max(peak, current)
     return peak
+
+
+def test_the_key_can_come_from_a_prefect_secret_block(
+    vace_env: MakeEnv, media: MediaFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A team keeps the key on the Prefect server: runs read it from a Secret block, and
+    neither the environment nor the run's parameters hold it."""
+    import secrets
+
+    from prefect.blocks.system import Secret
+    from prefect.client.orchestration import get_client
+
+    from flows.job import vace_job
+    from tasks.runtime import reset_services
+    from tests.fixtures_emulator import TEST_KEY
+
+    env = vace_env()
+    block = f"dashscope-key-{secrets.token_hex(3)}"
+    Secret(value=TEST_KEY).save(block)
+    monkeypatch.delenv("DASHSCOPE_API_KEY")
+    monkeypatch.setenv("VACEFLOW_API_KEY_BLOCK", block)
+    reset_services()
+    clip = media.video(width=320, height=240, fps=16, seconds=1.0, name="keyed")
+    job = parse_job(
+        {"input": {"function": "video_outpainting", "prompt": "keyed", "video_url": str(clip)}}
+    )
+    state = vace_job(job, return_state=True)
+    record = state.result()
+    assert record.status is JobStatus.SUCCEEDED
+    assert env.submissions() == 1
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+    assert TEST_KEY not in json.dumps(run.parameters, default=str)

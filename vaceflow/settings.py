@@ -130,6 +130,9 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("DASHSCOPE_WORKSPACE_ID", "VACEFLOW_WORKSPACE_ID"),
     )
+    api_key_block: str | None = None
+    """Name of a Prefect Secret block holding the key, read by the flows when no
+    DASHSCOPE_API_KEY is set (a work pool's runs then carry no key in their env)."""
     region: str = Field(
         default="singapore",
         validation_alias=AliasChoices("DASHSCOPE_REGION", "VACEFLOW_REGION"),
@@ -147,8 +150,6 @@ class Settings(BaseSettings):
     """Seconds a presigned input URL lives; default: the wait timeout plus a margin."""
     public_base_url: str | None = None
     keep_inputs: bool = False
-    s3_bucket_block: str | None = None
-    """Name of a prefect-aws S3Bucket block to use instead of the variables above."""
     s3_create_bucket: bool = False
     """Create a missing bucket instead of refusing (off: a typo should not make buckets)."""
     s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
@@ -163,6 +164,8 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("VACEFLOW_S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
     )
+    s3_secret_key_block: str | None = None
+    """Name of a Prefect Secret block holding the S3 secret key (flows only)."""
     s3_session_token: SecretStr | None = Field(
         default=None,
         validation_alias=AliasChoices("VACEFLOW_S3_SESSION_TOKEN", "AWS_SESSION_TOKEN"),

@@ -149,6 +149,10 @@ def _s3(settings: Any) -> Check:
 
 
 def _dashscope_key(settings: Any) -> Check:
+    if settings.api_key is None and settings.api_key_block:
+        return Check(
+            "dashscope key", Status.OK, f"from the Prefect Secret block {settings.api_key_block!r}"
+        )
     if settings.api_key is None or not settings.api_key.get_secret_value().strip():
         return Check(
             "dashscope key", Status.FAIL, "DASHSCOPE_API_KEY is unset: no job can be submitted"

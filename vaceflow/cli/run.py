@@ -318,11 +318,13 @@ def _submit(
     from vaceflow.media.spec import build_job
     from vaceflow.settings import Settings
 
-    if Settings.load().api_key is None:
+    settings = Settings.load()
+    if settings.api_key is None and not settings.api_key_block:
         console.print(
-            "[bold red]no DashScope key:[/] set DASHSCOPE_API_KEY (or start the local stack "
-            "with `vaceflow dev up`, whose emulator key every command then reads); nothing "
-            "was submitted. --dry-run needs no key.",
+            "[bold red]no DashScope key:[/] set DASHSCOPE_API_KEY or VACEFLOW_API_KEY_BLOCK "
+            "(a Prefect Secret block), or start the local stack with `vaceflow dev up`, "
+            "whose emulator key every command then reads; nothing was submitted. "
+            "--dry-run needs no key.",
             highlight=False,
         )
         raise typer.Exit(EXIT["failed"])

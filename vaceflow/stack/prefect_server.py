@@ -66,6 +66,9 @@ def server_env(
         "PREFECT_HOME": str(home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_SERVICES_FOREMAN_LOOP_SECONDS": str(HEARTBEAT_SECONDS),
+        # a run refused an in-flight slot asks again within 2 s, not up to 30 s: a slot
+        # freed by a task that ended is taken at once (real tasks end minutes apart)
+        "PREFECT_SERVER_CONCURRENCY_MAXIMUM_CONCURRENCY_SLOT_WAIT_SECONDS": "2",
     }
     if database_url is not None:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
