@@ -116,7 +116,7 @@ def cancel_pending_task(flow: Flow[Any, Any], flow_run: FlowRun, state: State[An
     flow_run_name=_job_run_name,
     description="Run one VACE job (the API's body; local paths and s3:// URIs may stand "
     "where URLs do): check, stage, submit once, wait, collect, catalog.",
-    on_cancellation=[cancel_pending_task],  # type: ignore[list-item]  # Prefect's hook type is stricter than its callers
+    on_cancellation=[cancel_pending_task],
     log_prints=True,
 )
 def vace_job(
