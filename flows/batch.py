@@ -8,9 +8,11 @@ in-process semaphore otherwise). One job's failure never stops the others.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
-from prefect import flow, task
+import httpx
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -36,19 +38,50 @@ class JobOutcome(BaseModel):
     error: str | None = None
 
 
+ORCHESTRATION_RETRIES = (5.0, 20.0)
+"""Pauses before running a job again whose run the Prefect API broke off (a busy SQLite
+server answers 503 even after the client's own retries). Safe: the catalog row decides,
+so the new run resumes the recorded task or collects its video; it never pays again."""
+
+
+def _orchestration_error(exc: BaseException) -> bool:
+    """An error of the Prefect API itself (5xx, no connection), not of the job."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, httpx.HTTPStatusError) and seen.response.status_code >= 500:
+            return str(seen.request.url).startswith(_api_url())
+        if isinstance(seen, httpx.TransportError) and seen.request is not None:
+            return str(seen.request.url).startswith(_api_url())
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _api_url() -> str:
+    from prefect.settings import get_current_settings
+
+    return str(get_current_settings().api.url or "\0")
+
+
 @task(name="batch-job", task_run_name="job {index}", cache_policy=NO_CACHE, tags=["vaceflow"])
 def _run_one(
     index: int, job: Job, fresh: bool, timeout_minutes: float, max_in_flight: int
 ) -> JobOutcome:
     function = job.function.value
-    try:
-        record = vace_job(
-            job, fresh=fresh, timeout_minutes=timeout_minutes, max_in_flight=max_in_flight
-        )
-    except Exception as exc:  # reported per job; the batch goes on
-        return JobOutcome(
-            index=index, function=function, ok=False, status="failed", error=str(exc)[:500]
-        )
+    logger = get_run_logger()
+    for pause in (*ORCHESTRATION_RETRIES, None):
+        try:
+            record = vace_job(
+                job, fresh=fresh, timeout_minutes=timeout_minutes, max_in_flight=max_in_flight
+            )
+            break
+        except Exception as exc:  # reported per job; the batch goes on
+            if pause is not None and _orchestration_error(exc):
+                logger.warning("job %s: Prefect's API failed (%s); again in %gs", index, exc, pause)
+                time.sleep(pause)
+                continue
+            return JobOutcome(
+                index=index, function=function, ok=False, status="failed", error=str(exc)[:500]
+            )
     out = record.output
     return JobOutcome(
         index=index,

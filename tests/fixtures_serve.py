@@ -74,6 +74,7 @@ def served(
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,  # signals meant for the tests' process group skip it
         )
         try:
             wait_for_deployment(api, OUTPAINTING, proc, log)

@@ -191,3 +191,26 @@ def test_the_key_can_come_from_a_prefect_secret_block(
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(state.state_details.flow_run_id)
     assert TEST_KEY not in json.dumps(run.parameters, default=str)
+
+
+def test_a_batch_runs_a_job_again_only_when_prefects_own_api_failed() -> None:
+    import httpx
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.batch import _orchestration_error
+
+    api = "http://127.0.0.1:9/api"
+
+    def refused(url: str, code: int) -> httpx.HTTPStatusError:
+        request = httpx.Request("POST", url)
+        return httpx.HTTPStatusError(
+            "refused", request=request, response=httpx.Response(code, request=request)
+        )
+
+    with temporary_settings(updates={PREFECT_API_URL: api}):
+        assert _orchestration_error(refused(f"{api}/task_runs/", 503))
+        assert not _orchestration_error(refused(f"{api}/task_runs/", 409))
+        assert not _orchestration_error(refused("https://dashscope.example/api/v1/tasks", 503))
+        wrapped = RuntimeError("the job's run broke off")
+        wrapped.__cause__ = refused(f"{api}/flow_runs/", 503)
+        assert _orchestration_error(wrapped)

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from vaceflow.catalog import CatalogConflict, InputRecord, JobRecord, JobStatus, OutputRecord
 from vaceflow.collect import download_video
@@ -48,6 +47,7 @@ from vaceflow.thumbnail import make_thumbnail
 __all__ = [
     "SUBMIT_LEASE_SECONDS",
     "Claim",
+    "Collected",
     "JobUncertain",
     "Next",
     "StagedJob",
@@ -372,7 +372,7 @@ def collect_result(
     link = thumbnail_link = None
     store = svc.store
     if store is not None:
-        record_json = _record_json(svc.catalog.record_output(record.id, output))
+        record_json = svc.catalog.record_output(record.id, output).model_dump(mode="json")
         published = publish_outputs(
             store, record.id, video=video.path, record=record_json, thumbnail=thumbnail
         )
@@ -388,10 +388,6 @@ def collect_result(
     return Collected(
         record=done, video=video.path, thumbnail=thumbnail, link=link, thumbnail_link=thumbnail_link
     )
-
-
-def _record_json(record: JobRecord) -> dict[str, Any]:
-    return record.model_dump(mode="json")
 
 
 def resubmit_reason(exc: TaskFailed, *, allow_algo_error: bool) -> str | None:

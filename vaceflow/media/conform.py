@@ -121,7 +121,10 @@ class Conformer:
             sha256=sha256_file(output),
             warnings=plan.warnings,
         )
-        _report_path(output).write_text(report.model_dump_json(indent=2))
+        meta = _report_path(output)  # written whole or not at all: threads share the cache
+        part = meta.with_name(f"{meta.name}.{writer}.part")
+        part.write_text(report.model_dump_json(indent=2))
+        os.replace(part, meta)
         log.info("%s", report.line())
         for warning in report.warnings:
             log.warning("%s", warning)
