@@ -31,6 +31,7 @@ from vaceflow.limits import CLIPS_TOTAL_SECONDS
 from vaceflow.media.join import join_segments, overlap_frames, tail_clip
 from vaceflow.media.probe import probe
 from vaceflow.media.spec import JobSpec, build_job
+from vaceflow.storage.outputs import publish_outputs
 from vaceflow.storage.staged import sha256_file
 from vaceflow.thumbnail import make_thumbnail
 
@@ -83,7 +84,7 @@ def join(records: list[JobRecord], overlaps: list[int], prompts: list[str]) -> J
         thumbnail_path=str(thumbnail),
     )
     last = records[-1]
-    return svc.catalog.record_derived(
+    joined = svc.catalog.record_derived(
         identity,
         function=LONG_VIDEO,
         model=last.model,
@@ -99,6 +100,13 @@ def join(records: list[JobRecord], overlaps: list[int], prompts: list[str]) -> J
         output=output,
         flow_run_id=flow_run.id,
     )
+    if svc.store is None:
+        return joined
+    store = svc.store  # published beside the segments' videos
+    record = joined.model_dump(mode="json")
+    published = publish_outputs(store, joined.id, video=video, record=record, thumbnail=thumbnail)
+    s3_uri = f"s3://{store.bucket}/{published.video_key}"
+    return svc.catalog.record_output(joined.id, output.model_copy(update={"s3_uri": s3_uri}))
 
 
 def _prompts(prompt: str | list[str], segments: int) -> list[str]:

@@ -64,6 +64,9 @@ def test_three_segments_join_without_seams_and_keep_their_lineage(
     ]
     assert joined.output is not None
     assert joined.output.path is not None
+    assert (
+        joined.output.s3_uri == f"s3://{env.s3.bucket}/{env.prefix}/outputs/{joined.id}/video.mp4"
+    )
     video = probe(joined.output.path)
     assert (video.codec, round(video.fps or 0), video.has_audio) == ("h264", 30, False)
     new_parts = [n - o for n, o in zip(lengths, overlaps, strict=True)]
