@@ -149,6 +149,7 @@ def test_serve_refuses_without_a_prefect_server(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.team
 def test_deploy_to_the_team_pool_runs_on_its_workers(
     team_stack: TeamStack, samples: Samples
 ) -> None:

@@ -30,6 +30,8 @@ from vaceflow.catalog import Catalog, JobRecord, JobStatus
 from vaceflow.emulator import EmulatorServer
 from vaceflow.jobs import Job, parse_job
 
+pytestmark = pytest.mark.team  # `-m "not team"` skips the slowest part of the suite
+
 PROJECT = Path(__file__).resolve().parents[1]
 DEPLOYMENT = "vace_job/team-batch"
 IN_FLIGHT = 3

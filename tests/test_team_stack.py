@@ -24,6 +24,8 @@ from vaceflow.stack import postgres as pg
 from vaceflow.stack.prefect_server import pool_workers
 from vaceflow.stack.processes import is_running
 
+pytestmark = pytest.mark.team  # `-m "not team"` skips the slowest part of the suite
+
 
 def query(url: str, sql: str, **params: object) -> list[tuple[object, ...]]:
     engine = create_engine(url, poolclass=NullPool)
