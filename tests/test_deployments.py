@@ -65,7 +65,11 @@ def test_serve_runs_a_deployment_and_the_event_starts_the_downstream_one(
     assert job.function == "video_outpainting"
 
     deadline = time.monotonic() + 120
-    while not (downstream := finished_runs(api, "on_job_succeeded")):
+    while not (  # this job's downstream run (other tests' jobs may have their own)
+        downstream := [
+            r for r in finished_runs(api, "on_job_succeeded") if r.parameters["job_id"] == job.id
+        ]
+    ):
         assert time.monotonic() < deadline, "the downstream deployment never ran"
         time.sleep(1)
     (after,) = downstream

@@ -54,16 +54,25 @@ def field(page: Any, label: str, control: str) -> Any:
     return group.locator(control).first
 
 
-def new_run_of(api: str, deployment_id: Any, deadline: float) -> Any:
+def run_ids_of(api: str, deployment_id: Any) -> set[Any]:
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
     with prefect_client(api) as client:
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+        )
+    return {run.id for run in runs}
+
+
+def new_run_of(api: str, deployment_id: Any, before: set[Any], deadline: float) -> Any:
+    """The run the form made: the deployment (same name, same id) may have runs of
+    earlier tests on this session's server."""
+    with prefect_client(api) as client:
         while True:
-            runs = client.read_flow_runs(
-                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
-            )
-            if runs:
-                return runs[0]
+            made = run_ids_of(api, deployment_id) - before
+            if made:
+                (run_id,) = made
+                return client.read_flow_run(run_id)
             assert time.monotonic() < deadline, "the form's Submit started no flow run"
             time.sleep(1)
 
@@ -80,9 +89,9 @@ def final_state(api: str, flow_run_id: Any, deadline: float) -> Any:
 
 @pytest.mark.xfail(
     strict=False,
-    reason="in the full suite, `vaceflow serve` once received a SIGTERM mid-test (its log: "
-    "'SIGTERM received, initiating graceful shutdown'; the run ended CANCELLED 'Runner is "
-    "shutting down'); the sender is not found yet. Passes on its own; open in issue 8",
+    reason="failed in full-suite runs only: it took an earlier test's run of the same "
+    "deployment for the one its form made (fixed: runs that existed before Submit are left "
+    "out); kept non-strict until a full-suite run shows it passing; open in issue 8",
 )
 @pytest.mark.timeout(600)
 def test_custom_run_from_the_ui_completes_with_its_contact_sheet(
@@ -116,9 +125,10 @@ def test_custom_run_from_the_ui_completes_with_its_contact_sheet(
             field(page, "prompt", "textarea").fill(prompt)
             field(page, "video", "textarea").fill(str(video))
             field(page, "left_scale (Optional)", "input").fill("1.5")
+            before = run_ids_of(api, deployment.id)
             page.get_by_role("button", name="Submit", exact=True).click()
 
-            run = new_run_of(api, deployment.id, time.monotonic() + 60)
+            run = new_run_of(api, deployment.id, before, time.monotonic() + 60)
             page.goto(f"{ui}/runs/flow-run/{run.id}")
             # the page shows task runs' states too: ask the API when the flow run ended
             ended = final_state(api, run.id, time.monotonic() + 300)
