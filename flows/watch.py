@@ -5,10 +5,13 @@ the job files waiting, claims each (a file another watcher claimed is skipped), 
 its bodies as `vace_job` subflows and files it under done/ or failed/ with a
 `<name>.result.json` sidecar. Scanning twice, or two watchers at once, pays once: the
 catalog's job identity decides, not the file (`vaceflow.intake` explains the moves).
+A claim left in processing/ by a watcher that died is taken over once it is older
+than `reclaim_after_minutes`.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger, task
@@ -33,14 +36,17 @@ WATCH_PARAMETER = "source"
 
 @task(name="intake-file", task_run_name="{name}", cache_policy=NO_CACHE, tags=["vaceflow"])
 def intake_file(
-    intake: Intake, name: str, timeout_minutes: float, max_in_flight: int
+    intake: Intake, name: str, timeout_minutes: float, max_in_flight: int, stale: bool = False
 ) -> FileResult | None:
-    """Claim, run and file one job file; None when another watcher claimed it."""
+    """Claim (or take over a `stale` claim), run and file one job file; None when
+    another watcher has it."""
     logger = get_run_logger()
-    data = intake.claim(name)
+    data = intake.reclaim(name) if stale else intake.claim(name)
     if data is None:
         logger.info("%s: claimed by another watcher", name)
         return None
+    if stale:
+        logger.warning("%s: taking over a claim its watcher left unfinished", name)
     try:
         jobs = parse_job_file(name, data, intake.base)
     except VaceflowError as exc:
@@ -81,6 +87,7 @@ def watch(
     max_files: Annotated[int, Field(ge=1)] = 50,
     timeout_minutes: float = 30.0,
     max_in_flight: Annotated[int, Field(ge=1, le=100)] = ACCOUNT.concurrent_tasks,
+    reclaim_after_minutes: Annotated[float | None, Field(gt=0)] = None,
 ) -> list[FileResult]:
     """Process the job files waiting now; returns what became of each this run claimed.
 
@@ -90,12 +97,20 @@ def watch(
         timeout_minutes: Per job: stop waiting after this long (the file goes to
             failed/; dropping it again resumes the same task without paying).
         max_in_flight: Jobs submitted and not yet ended at once.
+        reclaim_after_minutes: A file claimed longer ago than this (default: twice
+            `timeout_minutes`) is taken to be its watcher's last and run again; that
+            resumes its tasks, never pays twice. Raise it for files of many bodies.
     """
     if server_configured():
         ensure_limits(in_flight=max_in_flight)
     intake = open_intake(source, services().settings)
     names = intake.pending()[:max_files]
+    left_over = intake.stale(timedelta(minutes=reclaim_after_minutes or 2 * timeout_minutes))
+    stale = [n for n in left_over if n not in names][: max(0, max_files - len(names))]
     futures = [intake_file.submit(intake, n, timeout_minutes, max_in_flight) for n in names]
+    futures += [
+        intake_file.submit(intake, n, timeout_minutes, max_in_flight, stale=True) for n in stale
+    ]
     results = [r for f in futures if (r := f.result()) is not None]
     if results:
         rows: list[dict[str, Any]] = [
@@ -106,5 +121,8 @@ def watch(
         create_table_artifact(
             rows, key="vaceflow-watch", description=f"{done} of {len(results)} files done"
         )
-    print(f"{source}: {len(names)} waiting, {len(results)} processed here")
+    print(
+        f"{source}: {len(names)} waiting, {len(stale)} left by a dead watcher, "
+        f"{len(results)} processed here"
+    )
     return results

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from prefect.concurrency.sync import concurrency
@@ -89,8 +89,14 @@ class PrefectRateBudget:
     """
 
     def __init__(self) -> None:
+        from prefect.context import SyncClientContext
+
         ensure_limits()
         self._context = contextvars.copy_context()
+        # Not the client of the run this budget was made in: the budget outlives it (the
+        # process's next flow uses it), and that client closes when its run ends.
+        run_client: contextvars.ContextVar[Any] = SyncClientContext.__var__
+        self._context.run(run_client.set, None)
         self._lock = threading.Lock()
         self._client: SyncPrefectClient | None = None
 

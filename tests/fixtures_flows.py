@@ -8,6 +8,7 @@ the environment a subprocess needs to run the same jobs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -122,3 +123,17 @@ def vace_env(
         yield make
         made.clear()
         reset_services()
+
+
+@pytest.fixture
+def free_slots(vace_env: Callable[..., VaceEnv]) -> Iterator[None]:
+    """A killed run keeps its in-flight slot until Prefect's lease ends (10 min): drop
+    the shared limit afterwards so later tests start from a fresh one."""
+    yield
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from tasks.runtime import RUNNING_LIMIT
+
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound):
+        client.delete_global_concurrency_limit_by_name(RUNNING_LIMIT)

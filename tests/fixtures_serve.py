@@ -86,3 +86,14 @@ def served(
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+            forget_deployments(api)
+
+
+def forget_deployments(api: str) -> None:
+    """Delete the served deployments with their triggers and scheduled runs: the session's
+    server outlives this test, and a trigger left behind would schedule a downstream run
+    for every job any later test finishes, for the next `serve` to start all at once."""
+    with prefect_client(api) as client:
+        for deployment in client.read_deployments():
+            client.delete_resource_owned_automations(f"prefect.deployment.{deployment.id}")
+            client.delete_deployment(deployment.id)

@@ -8,7 +8,6 @@ run pays again on a guess.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -16,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,20 +48,6 @@ def body(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     bodies = demo_jobs(make_samples(tmp_path_factory.mktemp("crash-samples")))
     return next(b for b in bodies if b["input"]["function"] == "video_outpainting")
-
-
-@pytest.fixture
-def free_slots(vace_env: MakeEnv) -> Iterator[None]:
-    """A killed run keeps its in-flight slot until Prefect's lease ends (10 min): drop
-    the shared limit afterwards so later tests start from a fresh one."""
-    yield
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-
-    from tasks.runtime import RUNNING_LIMIT
-
-    with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound):
-        client.delete_global_concurrency_limit_by_name(RUNNING_LIMIT)
 
 
 def _start(env: VaceEnv, body: dict[str, Any], lease: float = 120.0) -> subprocess.Popen[bytes]:

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import contextvars
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +26,8 @@ from tests.media import MediaFactory
 from vaceflow.catalog import Catalog, JobStatus
 
 MakeEnv = Callable[..., VaceEnv]
+REPO = Path(__file__).resolve().parents[1]
+WATCHER = "import sys; from flows.watch import watch; watch(sys.argv[1])"
 
 
 def _body(video: str, prompt: str = "a wider view of the street") -> dict[str, Any]:
@@ -134,6 +141,51 @@ def test_two_watchers_at_once_pay_once(vace_env: MakeEnv, inbox: Path) -> None:
     assert env.submissions() == 1
 
 
+@pytest.mark.usefixtures("free_slots")
+def test_a_claim_left_by_a_killed_watcher_is_taken_over_and_paid_once(
+    vace_env: MakeEnv, inbox: Path
+) -> None:
+    from flows.watch import watch
+
+    env = vace_env(latency=6.0)
+    (inbox / "street.yaml").write_text(yaml.safe_dump(_body("clip.mp4")))
+    # An old file (copied from elsewhere): its claim's age, not the file's, counts.
+    os.utime(inbox / "street.yaml", (time.time() - 86400,) * 2)
+    catalog = Catalog.from_settings()
+    child = subprocess.Popen(
+        [sys.executable, "-c", WATCHER, str(inbox)],
+        env=os.environ | env.env,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not any(r.task_id for r in catalog.list_jobs()):
+            assert child.poll() is None, "the watcher ended before submitting"
+            assert time.monotonic() < deadline, "the watcher submitted nothing"
+            time.sleep(0.1)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    assert (inbox / "processing" / "street.yaml").exists()
+    assert env.submissions() == 1
+
+    # A live watcher's claim is left alone: it is younger than reclaim_after_minutes.
+    assert watch(str(inbox)) == []
+    assert (inbox / "processing" / "street.yaml").exists()
+
+    time.sleep(1.5)
+    [result] = watch(str(inbox), reclaim_after_minutes=1 / 60)
+    assert (result.file, result.status) == ("street.yaml", "done")
+    assert not (inbox / "processing" / "street.yaml").exists()
+    [row] = catalog.list_jobs()
+    assert _sidecar(inbox / "done" / "street.yaml")["jobs"][0]["id"] == row.id
+    assert row.status is JobStatus.SUCCEEDED
+    assert env.submissions() == 1  # the dead watcher's task was resumed, not paid again
+
+
 def test_an_s3_prefix_is_watched_like_a_folder(vace_env: MakeEnv, media: MediaFactory) -> None:
     from flows.watch import watch
 
@@ -160,4 +212,17 @@ def test_an_s3_prefix_is_watched_like_a_folder(vace_env: MakeEnv, media: MediaFa
         s3.get_object(Bucket=bucket, Key=f"{inbox}/done/job.yaml.result.json")["Body"].read()
     )
     assert sidecar["jobs"][0]["status"] == "succeeded"
+    assert env.submissions() == 1
+
+    # A claim that a dead watcher left in processing/ is taken over once it is old
+    # enough: the same job, so the catalog's video, not a second payment.
+    left = f"{inbox}/processing/left.yaml"
+    s3.put_object(Bucket=bucket, Key=left, Body=yaml.safe_dump(_body("clip.mp4")))
+    assert watch(source) == []
+    time.sleep(1.5)
+    [taken_over] = watch(source, reclaim_after_minutes=1 / 60)
+    assert taken_over.moved_to == f"s3://{bucket}/{inbox}/done/left.yaml"
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=inbox)["Contents"]}
+    assert f"{inbox}/done/left.yaml" in keys
+    assert left not in keys
     assert env.submissions() == 1

@@ -12,14 +12,20 @@ watchers exactly one gets the file; on S3 (no rename) a claim is a conditional c
 then a delete, and a watcher that finds the source gone skips it. Two S3 watchers may
 still both claim a file in a narrow window: the catalog's identity, not the file,
 decides what is paid for, so the second only finds the job already claimed.
+
+A watcher that dies mid-file leaves its claim in processing/. A claim older than the
+watcher's `reclaim_after` is taken over (`stale`, `reclaim`) and run again: that
+pays nothing twice, since the catalog resumes the task the dead watcher submitted or
+returns the video it collected.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
@@ -156,6 +162,16 @@ class Intake(Protocol):
         watcher took it first."""
         ...
 
+    def stale(self, older_than: timedelta) -> list[str]:
+        """Claims in processing/ made longer ago than `older_than` (their watcher is
+        presumed dead), oldest name order."""
+        ...
+
+    def reclaim(self, name: str) -> bytes | None:
+        """Take over a stale claim (its age starts again) and return its bytes; None
+        when another watcher took it over or finished it first."""
+        ...
+
     def finish(self, name: str, result: FileResult) -> str:
         """Move a claimed file to done/ or failed/ with its sidecar; where it went."""
         ...
@@ -190,7 +206,30 @@ class FolderIntake:
             os.rename(self.root / name, target)  # atomic: one watcher wins
         except FileNotFoundError:
             return None
+        os.utime(target)  # the claim's age, not the file's
         return target.read_bytes()
+
+    def stale(self, older_than: timedelta) -> list[str]:
+        folder = self.root / PROCESSING
+        if not folder.is_dir():
+            return []
+        cutoff = datetime.now(UTC).timestamp() - older_than.total_seconds()
+        return sorted(
+            p.name
+            for p in folder.iterdir()
+            if p.is_file() and is_job_file(p.name) and p.stat().st_mtime < cutoff
+        )
+
+    def reclaim(self, name: str) -> bytes | None:
+        claimed = self.root / PROCESSING / name
+        taken = claimed.with_name(f".{name}.{secrets.token_hex(4)}.reclaim")
+        try:
+            os.rename(claimed, taken)  # atomic: one watcher takes it over
+        except FileNotFoundError:
+            return None
+        os.utime(taken)
+        os.rename(taken, claimed)
+        return claimed.read_bytes()
 
     def finish(self, name: str, result: FileResult) -> str:
         folder = self.root / result.status
@@ -270,6 +309,45 @@ class S3Intake:
                 return None
             raise
         self._delete(source)
+        return data
+
+    def stale(self, older_than: timedelta) -> list[str]:
+        start = self._key(PROCESSING, "") + "/"
+        cutoff = datetime.now(UTC) - older_than
+        names: list[str] = []
+        with self._translate("ListObjectsV2", start):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=start, Delimiter="/"
+            )
+            for page in pages:
+                names.extend(
+                    obj["Key"][len(start) :]
+                    for obj in page.get("Contents", [])
+                    if obj["LastModified"] < cutoff
+                )
+        return sorted(n for n in names if n and is_job_file(n))
+
+    def reclaim(self, name: str) -> bytes | None:
+        key = self._key(PROCESSING, name)
+        try:
+            with self._translate("GetObject", key):
+                got = self.client.get_object(Bucket=self.bucket, Key=key)
+                data: bytes = got["Body"].read()
+            # Copied onto itself with a new claimant: its LastModified (the claim's
+            # age) starts again, and only if nobody did the same since we looked.
+            with self._translate("CopyObject", key):
+                self.client.copy_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    CopySource={"Bucket": self.bucket, "Key": key},
+                    CopySourceIfUnmodifiedSince=got["LastModified"],
+                    Metadata={"vaceflow-claim": secrets.token_hex(4)},
+                    MetadataDirective="REPLACE",
+                )
+        except StorageError as exc:
+            if exc.status in (404, 412):
+                return None
+            raise
         return data
 
     def finish(self, name: str, result: FileResult) -> str:
