@@ -87,12 +87,6 @@ def final_state(api: str, flow_run_id: Any, deadline: float) -> Any:
             time.sleep(1)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="failed in full-suite runs only: it took an earlier test's run of the same "
-    "deployment for the one its form made (fixed: runs that existed before Submit are left "
-    "out); kept non-strict until a full-suite run shows it passing; open in issue 8",
-)
 @pytest.mark.timeout(600)
 def test_custom_run_from_the_ui_completes_with_its_contact_sheet(
     served: tuple[VaceEnv, str], tmp_path: Path
