@@ -62,7 +62,7 @@ def _api_url() -> str:
     return str(get_current_settings().api.url or "\0")
 
 
-@task(name="batch-job", task_run_name="job {index}", cache_policy=NO_CACHE, tags=["vaceflow"])
+@task(name="batch-job", task_run_name="job {index}", cache_policy=NO_CACHE)
 def _run_one(
     index: int, job: Job, fresh: bool, timeout_minutes: float, max_in_flight: int
 ) -> JobOutcome:

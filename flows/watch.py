@@ -34,7 +34,7 @@ WATCH_PARAMETER = "source"
 """The parameter a deployment sets: a local folder or s3://bucket/prefix/."""
 
 
-@task(name="intake-file", task_run_name="{name}", cache_policy=NO_CACHE, tags=["vaceflow"])
+@task(name="intake-file", task_run_name="{name}", cache_policy=NO_CACHE)
 def intake_file(
     intake: Intake, name: str, timeout_minutes: float, max_in_flight: int, stale: bool = False
 ) -> FileResult | None:

@@ -1,1 +1,6 @@
-"""Prefect tasks: thin wrappers over the vaceflow core (retries, caching, logs, artifacts)."""
+"""Prefect tasks: thin wrappers over the vaceflow core (retries, caching, logs, artifacts).
+
+The tasks carry no tags: Prefect takes and releases a tag concurrency slot (two API
+calls and a lease thread) around every run of a tagged task, whether or not a limit
+exists, and the jobs' own limits are the global ones in `tasks.runtime`.
+"""

@@ -13,7 +13,7 @@ from vaceflow.pipeline import Claim, claim_job
 __all__ = ["claim"]
 
 
-@task(name="claim", tags=["vaceflow"], cache_policy=NO_CACHE)
+@task(name="claim", cache_policy=NO_CACHE)
 def claim(prepared: PreparedJob, fresh: bool = False, parent_id: str | None = None) -> Claim:
     run_id = flow_run.get_id()
     return claim_job(

@@ -30,7 +30,6 @@ def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
 @task(
     name="prepare",
     task_run_name="prepare {spec.function}",
-    tags=["vaceflow"],
     retries=2,
     retry_delay_seconds=[5, 30],
     retry_condition_fn=_worth_retrying,

@@ -29,7 +29,6 @@ def artifact_key(job_id: str, what: str) -> str:
 @task(
     name="record",
     task_run_name="record {collected.record.id}",
-    tags=["vaceflow"],
     cache_policy=NO_CACHE,
 )
 def record(collected: Collected) -> JobRecord:
@@ -96,7 +95,7 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
-@task(name="record-failure", tags=["vaceflow"], cache_policy=NO_CACHE)
+@task(name="record-failure", cache_policy=NO_CACHE)
 def record_failure(
     job_id: str, code: str | None, message: str, final: bool = True, result_lost: bool = False
 ) -> JobRecord:
@@ -116,7 +115,7 @@ def record_failure(
     return job
 
 
-@task(name="resubmit", tags=["vaceflow"], cache_policy=NO_CACHE)
+@task(name="resubmit", cache_policy=NO_CACHE)
 def mark_resubmit(job_id: str, reason: str) -> JobRecord:
     """Clear the job's task so it can be submitted again (the catalog keeps the history)."""
     return services().catalog.mark_resubmit(job_id, reason)

@@ -9,13 +9,15 @@ Nothing here is a scheduler or a lock service of our own.
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 from prefect.concurrency.sync import concurrency
@@ -80,54 +82,43 @@ def server_configured() -> bool:
 class PrefectRateBudget:
     """`RateBudget` over Prefect global rate limits: one budget for every worker.
 
-    Each slot is taken with one call of this budget's own Prefect client. A local
-    server on SQLite answers 503 ("database is locked") whenever another write lands
-    between the read and the write of its increment; Prefect's client would wait 2 s
-    before trying again, a 20th of a second is enough, so this budget retries itself.
-    Calls may come from threads Prefect did not start (the shared status watcher), so
-    each runs in a copy of the context this budget was made in: the same Prefect API.
+    Each slot is one `POST /v2/concurrency_limits/increment` on a plain HTTP client. A
+    local server on SQLite answers 503 ("database is locked") whenever another write
+    lands between the read and the write of its increment; Prefect's own client sleeps
+    1 to 2 s after any 503, even with its retries off, where a 20th of a second is
+    enough: this budget retries by itself. The API's address and credentials are read
+    in the context the budget was made in, since calls come from threads Prefect did
+    not start (the shared status watcher).
     """
 
     def __init__(self) -> None:
-        from prefect.context import SyncClientContext
-
         ensure_limits()
         self._context = contextvars.copy_context()
-        # Not the client of the run this budget was made in: the budget outlives it (the
-        # process's next flow uses it), and that client closes when its run ends.
-        run_client: contextvars.ContextVar[Any] = SyncClientContext.__var__
-        self._context.run(run_client.set, None)
         self._lock = threading.Lock()
-        self._client: SyncPrefectClient | None = None
+        self._client: httpx.Client | None = None
 
     def acquire(self, kind: CallKind) -> None:
-        self._context.copy().run(self._take, f"vaceflow-dashscope-{kind}")
+        self._take(f"vaceflow-dashscope-{kind}")
 
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
-            client.__exit__(None, None, None)
+            client.close()
 
-    def _http(self) -> SyncPrefectClient:
+    def _http(self) -> httpx.Client:
         with self._lock:
             if self._client is None:
-                from prefect.client.orchestration import get_client
-
-                self._client = get_client(sync_client=True)
-                self._client.__enter__()
+                self._client = self._context.run(_prefect_api_client)
             return self._client
 
     def _take(self, name: str) -> None:
-        from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
-
         busy = 0
+        body = {"names": [name], "slots": 1, "mode": "rate_limit"}
         while True:
             try:
-                with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 0}):
-                    taken = self._http().increment_concurrency_slots(
-                        names=[name], slots=1, mode="rate_limit"
-                    )
+                taken = self._http().post("v2/concurrency_limits/increment", json=body)
+                taken.raise_for_status()
             except httpx.HTTPStatusError as exc:
                 code = exc.response.status_code
                 if code == 423:  # no slot yet: the server says when one frees up
@@ -146,7 +137,32 @@ class PrefectRateBudget:
                 continue
             if taken.json():
                 return
-            ensure_limits(force=True)  # somebody deleted the limit: make it again
+            self._context.run(ensure_limits, force=True)  # the limit was deleted: again
+
+
+def _prefect_api_client() -> httpx.Client:
+    """A client on the configured Prefect API with its credentials, as Prefect's own
+    client sends them (an auth string before a key)."""
+    from prefect.settings import get_current_settings
+
+    api = get_current_settings().api
+    if not api.url:
+        raise ConfigError("no Prefect API is configured for the shared rate budget")
+    headers: dict[str, str] = {}
+    if api.auth_string is not None:
+        token = base64.b64encode(api.auth_string.get_secret_value().encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    elif api.key is not None:
+        headers["Authorization"] = f"Bearer {api.key.get_secret_value()}"
+    verify: ssl.SSLContext | bool = not api.tls_insecure_skip_verify
+    if verify and api.ssl_cert_file:
+        verify = ssl.create_default_context(cafile=api.ssl_cert_file)
+    return httpx.Client(
+        base_url=api.url.rstrip("/") + "/",
+        headers=headers,
+        timeout=api.request_timeout,
+        verify=verify,
+    )
 
 
 _BUSY_RETRIES = 10

@@ -17,7 +17,6 @@ __all__ = ["stage"]
 @task(
     name="stage",
     task_run_name="stage {record.id}",
-    tags=["vaceflow"],
     retries=2,
     retry_delay_seconds=[2, 10],
     cache_policy=NO_CACHE,

@@ -15,7 +15,6 @@ __all__ = ["submit"]
 @task(
     name="submit",
     task_run_name="submit {record.id}",
-    tags=["vaceflow"],
     retries=0,
     cache_policy=NO_CACHE,
 )

@@ -23,7 +23,6 @@ TYPICAL_SECONDS = 300.0
 @task(
     name="wait",
     task_run_name="wait {record.task_id}",
-    tags=["vaceflow"],
     retries=0,
     cache_policy=NO_CACHE,
 )

@@ -42,7 +42,15 @@ from vaceflow.stack.prefect_server import (
     worker_env,
     worker_statuses,
 )
-from vaceflow.stack.processes import free_ports, is_running, log_tail, spawn, stop, wait_until
+from vaceflow.stack.processes import (
+    free_ports,
+    http,
+    is_running,
+    log_tail,
+    spawn,
+    stop,
+    wait_until,
+)
 from vaceflow.stack.seaweedfs import (
     REGION,
     SeaweedPorts,
@@ -531,7 +539,7 @@ def _statuses(state: StackState) -> list[ServiceStatus]:
 
 def _http_answers(root: str) -> bool:
     try:
-        httpx.get(f"{root}/_emulator/health", timeout=2.0)
+        http().get(f"{root}/_emulator/health", timeout=2.0)
     except httpx.HTTPError:
         return False
     return True

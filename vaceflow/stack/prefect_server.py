@@ -7,8 +7,11 @@ so a dead worker shows OFFLINE in the pool within about 20 s instead of 2 minute
 
 from __future__ import annotations
 
+import json
+import shlex
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from vaceflow.errors import StackError
+from vaceflow.stack.processes import http
 
 __all__ = [
     "HEARTBEAT_SECONDS",
@@ -79,29 +83,55 @@ def server_env(
 
 def api_answers(api_url: str) -> bool:
     try:
-        return httpx.get(f"{api_url}/health", timeout=2.0).status_code == 200
+        return http().get(f"{api_url}/health", timeout=2.0).status_code == 200
     except httpx.HTTPError:
         return False
 
 
 def ensure_pool(api_url: str, pool: str, env: Mapping[str, str]) -> None:
-    """Create the process work pool unless it exists (its job template left as it is)."""
+    """Create the process work pool unless it exists (its job template left as it is).
+
+    Its runs start with this environment's `python -m prefect.engine`: one process per
+    flow run. Left blank, Prefect 3.9's process worker starts three (a supervisor, a
+    workspace resolver, then the run), each importing Prefect: about twice the CPU per
+    job, which on a laptop's cores is most of a small job's cost.
+    """
     try:
-        found = httpx.get(f"{api_url}/work_pools/{pool}", timeout=10.0).status_code
+        found = http().get(f"{api_url}/work_pools/{pool}").status_code
     except httpx.HTTPError as exc:
         raise StackError(f"the Prefect API at {api_url} did not answer: {exc}") from None
     if found == 200:
         return
+    env = dict(env) | {"PREFECT_API_URL": api_url}
+    template = _run_prefect(
+        ["work-pool", "get-default-base-job-template", "--type", "process"], env, "a job template"
+    )
+    loaded = json.loads(template)
+    loaded["variables"]["properties"]["command"]["default"] = shlex.join(
+        [sys.executable, "-m", "prefect.engine"]
+    )
+    with tempfile.TemporaryDirectory(prefix="vaceflow-pool-") as tmp:
+        path = Path(tmp) / "process-template.json"
+        path.write_text(json.dumps(loaded))
+        _run_prefect(
+            ["work-pool", "create", pool, "--type", "process", "--base-job-template", str(path)],
+            env,
+            f"the work pool {pool!r}",
+        )
+
+
+def _run_prefect(args: list[str], env: Mapping[str, str], what: str) -> str:
     out = subprocess.run(
-        [*_prefect(), "work-pool", "create", pool, "--type", "process"],
-        env=dict(env) | {"PREFECT_API_URL": api_url},
+        [*_prefect(), *args],
+        env=dict(env),
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     if out.returncode != 0:
-        raise StackError(f"could not create the work pool {pool!r}:\n{out.stdout[-1500:]}")
+        raise StackError(f"could not create {what}:\n{(out.stdout + out.stderr)[-1500:]}")
+    return out.stdout
 
 
 def ensure_zombie_watch(api_url: str) -> None:
@@ -138,13 +168,13 @@ def ensure_zombie_watch(api_url: str) -> None:
         ],
     }
     try:
-        with httpx.Client(base_url=api_url, timeout=10.0) as http:
-            found = http.post(
-                "/automations/filter", json={"automations": {"name": {"any_": [ZOMBIE_WATCH]}}}
-            )
-            found.raise_for_status()
-            if not found.json():
-                http.post("/automations/", json=automation).raise_for_status()
+        found = http().post(
+            f"{api_url}/automations/filter",
+            json={"automations": {"name": {"any_": [ZOMBIE_WATCH]}}},
+        )
+        found.raise_for_status()
+        if not found.json():
+            http().post(f"{api_url}/automations/", json=automation).raise_for_status()
     except httpx.HTTPError as exc:
         raise StackError(f"could not make the zombie-run automation at {api_url}: {exc}") from None
 
@@ -174,7 +204,7 @@ class WorkerSeen:
 def pool_workers(api_url: str, pool: str) -> dict[str, WorkerSeen]:
     """Each worker the server knows in `pool`, by name ({} if the server does not answer)."""
     try:
-        reply = httpx.post(f"{api_url}/work_pools/{pool}/workers/filter", json={}, timeout=5.0)
+        reply = http().post(f"{api_url}/work_pools/{pool}/workers/filter", json={}, timeout=5.0)
     except httpx.HTTPError:
         return {}
     if reply.status_code != 200:

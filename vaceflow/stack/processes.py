@@ -8,6 +8,7 @@ for a marker before a process is believed, or signalled.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -16,9 +17,19 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import httpx
+
 from vaceflow.errors import StackError
 
-__all__ = ["free_ports", "is_running", "log_tail", "spawn", "stop", "wait_until"]
+__all__ = ["free_ports", "http", "is_running", "log_tail", "spawn", "stop", "wait_until"]
+
+
+@functools.cache
+def http() -> httpx.Client:
+    """One client for the stack's health checks and set-up calls: `httpx.get` makes a
+    client, and so loads the CA bundle, per call, which a start-up's polling repeats
+    dozens of times a second."""
+    return httpx.Client(timeout=10.0)
 
 
 def free_ports(count: int) -> list[int]:
