@@ -3,8 +3,7 @@ what (nothing, a schedule or an event).
 
 Both `vaceflow serve` (this process runs them) and `vaceflow deploy --pool` (a work
 pool's workers run them from this project's folder) build from it, so the two never
-drift. Flows that are not written yet (the watch and long-video flows) are left out
-until their modules import.
+drift.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from prefect import Flow
 from prefect.events import DeploymentEventTrigger
 
 from deployments.downstream import succeeded_trigger
+from flows.watch import WATCH_INTERVAL_SECONDS
 
 __all__ = ["DEPLOYMENTS", "DeploymentSpec", "deployments"]
 
@@ -31,6 +31,8 @@ class DeploymentSpec:
     description: str
     tags: tuple[str, ...] = ("vaceflow",)
     cron: str | None = None
+    interval: float | None = None
+    """Seconds between scheduled runs (a deployment's schedule can be changed in the UI)."""
     triggers: tuple[DeploymentEventTrigger, ...] = field(default=())
 
     @property
@@ -52,6 +54,7 @@ class DeploymentSpec:
             "description": self.description,
             "tags": list(self.tags),
             "cron": self.cron,
+            "interval": self.interval,
             "triggers": list(self.triggers) or None,
         }
 
@@ -103,8 +106,9 @@ DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
     DeploymentSpec(
         "flows/watch.py:watch",
         "watch",
-        "Run a job for every new input that lands in a watched place.",
+        "Run every job file dropped in the inbox (a folder or an S3 prefix) once.",
         ("vaceflow", "watch"),
+        interval=WATCH_INTERVAL_SECONDS,
     ),
     DeploymentSpec(
         "flows/long_video.py:long_video",
@@ -123,15 +127,5 @@ DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
 
 
 def deployments() -> list[tuple[DeploymentSpec, Flow[..., Any]]]:
-    """The declared deployments whose flow imports (engineer U's flows may not exist
-    yet; any other import error is a bug and is raised)."""
-    found = []
-    for spec in DEPLOYMENTS:
-        try:
-            flow = spec.load()
-        except ModuleNotFoundError as exc:
-            if exc.name != spec.module:
-                raise
-            continue
-        found.append((spec, flow))
-    return found
+    """Every declared deployment with its flow."""
+    return [(spec, spec.load()) for spec in DEPLOYMENTS]

@@ -1,6 +1,7 @@
 """`watch`: run every job file dropped in a folder or an S3 prefix, once.
 
-Meant for a schedule (`WATCH_INTERVAL_SECONDS`, parameter `source`): each run lists
+Meant for a schedule (the `watch` deployment runs every `WATCH_INTERVAL_SECONDS` on
+`inbox/` in the data folder unless its `source` is set): each run lists
 the job files waiting, claims each (a file another watcher claimed is skipped), runs
 its bodies as `vace_job` subflows and files it under done/ or failed/ with a
 `<name>.result.json` sidecar. Scanning twice, or two watchers at once, pays once: the
@@ -12,6 +13,7 @@ than `reclaim_after_minutes`.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger, task
@@ -29,7 +31,7 @@ from vaceflow.limits import ACCOUNT
 __all__ = ["WATCH_INTERVAL_SECONDS", "WATCH_PARAMETER", "watch"]
 
 WATCH_INTERVAL_SECONDS = 60
-"""A suggested schedule: a dropped file waits at most this long to start."""
+"""The watch deployment's schedule: a dropped file waits at most this long to start."""
 WATCH_PARAMETER = "source"
 """The parameter a deployment sets: a local folder or s3://bucket/prefix/."""
 
@@ -74,16 +76,29 @@ def _run(index: int, job: Any, timeout_minutes: float, max_in_flight: int) -> Jo
     )
 
 
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    return f"watch {flow_run.parameters.get('source') or 'inbox'}"
+
+
+def default_inbox() -> Path:
+    """`inbox/` in the data folder: where the watch deployment looks by default."""
+    inbox = services().settings.data_dir / "inbox"
+    inbox.mkdir(parents=True, exist_ok=True)
+    return inbox
+
+
 @flow(
     name="watch",
-    flow_run_name="watch {source}",
+    flow_run_name=_run_name,
     description="Run each job file (YAML or JSON request bodies) dropped in a folder or "
     "an S3 prefix once; file it under done/ or failed/ with a .result.json sidecar.",
     task_runner=ThreadPoolTaskRunner(max_workers=8),  # type: ignore[arg-type]
     log_prints=True,
 )
 def watch(
-    source: str,
+    source: str | None = None,
     max_files: Annotated[int, Field(ge=1)] = 50,
     timeout_minutes: float = 30.0,
     max_in_flight: Annotated[int, Field(ge=1, le=100)] = ACCOUNT.concurrent_tasks,
@@ -92,7 +107,8 @@ def watch(
     """Process the job files waiting now; returns what became of each this run claimed.
 
     Args:
-        source: A local folder or s3://bucket/prefix/ where job files arrive.
+        source: A local folder or s3://bucket/prefix/ where job files arrive
+            (default: `inbox/` in the vaceflow data folder).
         max_files: Files taken per run; the rest wait for the next.
         timeout_minutes: Per job: stop waiting after this long (the file goes to
             failed/; dropping it again resumes the same task without paying).
@@ -103,6 +119,7 @@ def watch(
     """
     if server_configured():
         ensure_limits(in_flight=max_in_flight)
+    source = source or str(default_inbox())
     intake = open_intake(source, services().settings)
     names = intake.pending()[:max_files]
     left_over = intake.stale(timedelta(minutes=reclaim_after_minutes or 2 * timeout_minutes))

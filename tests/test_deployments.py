@@ -50,6 +50,38 @@ def run_deployment_sync(api: str, name: str, parameters: dict[str, Any]) -> Any:
         return run_deployment(name, parameters=parameters, timeout=300, poll_interval=1)
 
 
+def test_the_watch_deployment_runs_on_a_schedule_over_the_inbox(
+    served: tuple[VaceEnv, str], samples: Samples
+) -> None:
+    import json
+
+    import yaml
+
+    from flows.watch import WATCH_INTERVAL_SECONDS
+
+    env, api = served
+    with prefect_client(api) as client:
+        deployment = client.read_deployment_by_name("watch/watch")
+    [schedule] = deployment.schedules
+    assert schedule.active
+    assert schedule.schedule.interval.total_seconds() == WATCH_INTERVAL_SECONDS
+
+    # A job file dropped in the data folder's inbox, and a run as the schedule starts
+    # it (no parameters): the file is run once and filed under done/.
+    inbox = env.data / "inbox"
+    inbox.mkdir(parents=True, exist_ok=True)
+    body = {"input": {"function": "video_outpainting", "prompt": "wider", "video_url": "v.mp4"}}
+    (inbox / "v.mp4").write_bytes(samples.video.read_bytes())
+    (inbox / "wider.yaml").write_text(yaml.safe_dump(body))
+    run = run_deployment_sync(api, "watch/watch", {})
+    assert run.state is not None
+    assert run.state.is_completed(), run.state
+    sidecar = json.loads((inbox / "done" / "wider.yaml.result.json").read_text())
+    assert [j["status"] for j in sidecar["jobs"]] == ["succeeded"]
+    assert not (inbox / "wider.yaml").exists()
+    assert env.submissions() == 1
+
+
 def test_serve_runs_a_deployment_and_the_event_starts_the_downstream_one(
     served: tuple[VaceEnv, str], samples: Samples
 ) -> None:
