@@ -137,7 +137,7 @@ class PrefectRateBudget:
                 continue
             if taken.json():
                 return
-            self._context.run(ensure_limits, force=True)  # the limit was deleted: again
+            self._context.copy().run(ensure_limits, force=True)  # the limit was deleted
 
 
 def _prefect_api_client() -> httpx.Client:
