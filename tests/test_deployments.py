@@ -14,7 +14,13 @@ from typing import Any
 import pytest
 
 from tests.fixtures_flows import VaceEnv
-from tests.fixtures_serve import OUTPAINTING, VACEFLOW, clean_env, prefect_client
+from tests.fixtures_serve import (
+    OUTPAINTING,
+    VACEFLOW,
+    clean_env,
+    forget_deployments,
+    prefect_client,
+)
 from tests.fixtures_serve import served as served  # the fixture
 from tests.fixtures_team import TeamStack, vaceflow_cli
 from vaceflow.catalog import Catalog, JobStatus
@@ -189,12 +195,19 @@ def test_serve_refuses_without_a_prefect_server(tmp_path: Path) -> None:
 def test_deploy_to_the_team_pool_runs_on_its_workers(
     team_stack: TeamStack, samples: Samples
 ) -> None:
-    deployed = vaceflow_cli(["deploy", "--pool", team_stack.pool], team_stack.cli_env)
-    assert deployed.returncode == 0, deployed.stderr
-    assert f"video_outpainting/video-outpainting to pool {team_stack.pool!r}" in deployed.stdout
-
     api = team_stack.prefect_api_url
-    run = run_deployment_sync(api, OUTPAINTING, outpainting_parameters(samples))
+    deployed = vaceflow_cli(["deploy", "--pool", team_stack.pool], team_stack.cli_env)
+    try:
+        assert deployed.returncode == 0, deployed.stderr
+        assert f"video_outpainting/video-outpainting to pool {team_stack.pool!r}" in (
+            deployed.stdout
+        )
+        run = run_deployment_sync(api, OUTPAINTING, outpainting_parameters(samples))
+    finally:
+        # The team stack outlives this test: left deployed, the watch deployment's
+        # schedule and the downstream trigger would keep its workers busy (and the
+        # watch resizes the shared in-flight limit) under the team-batch tests.
+        forget_deployments(api)
 
     assert run.state is not None
     assert run.state.is_completed(), run.state
