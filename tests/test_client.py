@@ -295,10 +295,38 @@ def test_submit_is_never_resent_after_a_server_error(
 def test_submit_timeout_is_not_resent(server: ScriptedServer, call: Call) -> None:
     server.script = [Step(hang=1.5, body=ok_submit().body), ok_submit("t-2")]
     with pytest.raises(DashScopeTransportError) as caught:
-        call("submit", OUTPAINT, client={"base_url": server.base_url, "timeout": 0.3})
+        call("submit", OUTPAINT, client={"base_url": server.base_url, "submit_timeout": 0.3})
     assert caught.value.sent is True
     assert "may have reached" in str(caught.value)
     assert len(server.seen) == 1
+
+
+def test_submit_tells_its_caller_before_each_request_leaves(
+    server: ScriptedServer, call: Call
+) -> None:
+    """The ledger marks the row `sending` there; a throttled submit is sent again, and
+    the caller hears of each request; raising there keeps the request home."""
+    server.script = [error(429, "Throttling.RateQuota", **{"Retry-After": "0"}), ok_submit("t-4")]
+    sends: list[int] = []
+    answer = call(
+        "submit",
+        OUTPAINT,
+        client={"base_url": server.base_url},
+        before_send=lambda: sends.append(len(server.seen)),
+    )
+    assert (answer.output.task_id, sends) == ("t-4", [0, 1])
+
+    def refuse() -> None:
+        raise RuntimeError("the row was taken over")
+
+    with pytest.raises(RuntimeError, match="taken over"):
+        call("submit", OUTPAINT, client={"base_url": server.base_url}, before_send=refuse)
+    assert len(server.seen) == 2
+
+
+def test_the_submit_window_is_the_sum_of_the_submit_timeouts() -> None:
+    assert Client(api_key=KEY).submit_window == 30 + 10 + 10 + 10
+    assert Client(api_key=KEY, submit_timeout=2).submit_window == 8
 
 
 def test_submit_dropped_connection_is_not_resent(server: ScriptedServer, call: Call) -> None:

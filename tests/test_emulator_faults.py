@@ -125,3 +125,36 @@ def test_a_task_failure_ends_failed_internal_error_algo(
     assert (out["task_status"], out["code"]) == ("FAILED", "InternalError.Algo")
     assert out["message"]
     assert "video_url" not in out
+
+
+def test_armed_submit_faults_hit_the_next_submits_in_order_and_the_list_shows_every_task(
+    start_emulator: StartEmulator, body: dict[str, Any]
+) -> None:
+    """answer_lost: the task is made, its answer never comes; lost: nothing is made;
+    hang: the task is made and answered late. The task list shows every task made, with
+    its creation time, whether or not its submitter heard back."""
+    server = start_emulator(
+        submit_qps=0, latency=30, submit_faults=("answer_lost",), hang_seconds=0.2
+    )
+    armed = httpx.post(server.root_url + "/_emulator/faults", json={"submit": ["lost", "hang"]})
+    assert armed.json() == {"submit": ["answer_lost", "lost", "hang"]}
+    assert httpx.post(server.root_url + "/_emulator/faults", json={"submit": ["x"]}).is_error
+    with api_client(server) as api:
+        for _ in ("answer_lost", "lost"):
+            with pytest.raises(httpx.TransportError):
+                api.post(SUBMIT_PATH, json=body)
+        hung = api.post(SUBMIT_PATH, json=body)  # answered 0.2 s late
+        clean = api.post(SUBMIT_PATH, json=body).raise_for_status()
+        listed = api.get("/tasks").raise_for_status().json()
+    state = emulator_state(server)
+    assert state["counters"]["faults"] == {
+        "submit_answer_lost": 1,
+        "submit_lost": 1,
+        "submit_hang": 1,
+    }
+    made = [t["task_id"] for t in state["tasks"]]
+    assert len(made) == 3  # answer_lost, hang, clean
+    assert [t["response_dropped"] for t in state["tasks"]] == [True, False, False]
+    assert {hung.json()["output"]["task_id"], clean.json()["output"]["task_id"]} < set(made)
+    assert {item["task_id"] for item in listed["data"]} == set(made)
+    assert all(isinstance(item["gmt_create"], int) for item in listed["data"])

@@ -38,6 +38,13 @@ def register(app: typer.Typer) -> None:
             "slow, task_failure. Default: all.",
         ),
         seed: int | None = typer.Option(None, help="Seed for the fault dice."),
+        submit_fault: list[str] = typer.Option(
+            [],
+            "--submit-fault",
+            help="A fault for the next submit, in order (repeat): answer_lost (the task is "
+            "made, the answer lost), lost (no task made), hang (the answer comes late). "
+            "Also POST /_emulator/faults while running.",
+        ),
         region: str = typer.Option("singapore", help="singapore (wan2.1-vace-plus) or beijing."),
         data_dir: Path | None = typer.Option(None, help="Where results go [a temporary folder]."),
         public_url: str | None = typer.Option(
@@ -59,6 +66,7 @@ def register(app: typer.Typer) -> None:
             "cancel_qps": cancel_qps,
             "url_ttl": url_ttl,
             "faults": frozenset(fault) if fault else None,
+            "submit_faults": tuple(submit_fault) if submit_fault else None,
         }
         try:
             config = EmulatorConfig(

@@ -16,8 +16,10 @@ from vaceflow.responses import SubmitResponse, TaskListItem, TaskListResponse, T
 from vaceflow.retry import RetryPolicy
 
 from ._core import (
+    DEFAULT_SUBMIT_TIMEOUT,
     DEFAULT_TIMEOUT,
     KEEPALIVE,
+    BeforeSend,
     ClientBase,
     ListQuery,
     Outcome,
@@ -47,6 +49,7 @@ class AsyncClient(ClientBase):
         workspace_id: str | None = None,
         base_url: str | None = None,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        submit_timeout: float = DEFAULT_SUBMIT_TIMEOUT,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -56,6 +59,7 @@ class AsyncClient(ClientBase):
             workspace_id=workspace_id,
             base_url=base_url,
             timeout=timeout,
+            submit_timeout=submit_timeout,
             retry=retry,
         )
         self._http = httpx.AsyncClient(
@@ -63,10 +67,14 @@ class AsyncClient(ClientBase):
         )
 
     async def submit(
-        self, job: Job | Mapping[str, Any], *, oss_resolve: bool | None = None
+        self,
+        job: Job | Mapping[str, Any],
+        *,
+        oss_resolve: bool | None = None,
+        before_send: BeforeSend | None = None,
     ) -> SubmitResponse:
-        """Create the task (billed if it succeeds); `oss_resolve` defaults to "any oss:// input"."""
-        return await self._run(self._core.submit(job, oss_resolve=oss_resolve))
+        """Create the task (billed if it succeeds); as `Client.submit`."""
+        return await self._run(self._core.submit(job, oss_resolve=oss_resolve), before_send)
 
     async def get(self, task_id: str) -> TaskResponse:
         return await self._run(self._core.get(task_id))
@@ -93,7 +101,7 @@ class AsyncClient(ClientBase):
         """A policy to upload to the provider's temporary storage (model: this endpoint's)."""
         return await self._run(self._core.upload_policy(model))
 
-    async def _run(self, steps: Steps[T]) -> T:
+    async def _run(self, steps: Steps[T], before_send: BeforeSend | None = None) -> T:
         outcome: Outcome = None
         try:
             while True:
@@ -102,6 +110,8 @@ class AsyncClient(ClientBase):
                     await anyio.sleep(action.seconds)
                     outcome = None
                     continue
+                if before_send is not None:
+                    before_send()
                 try:
                     outcome = await self._http.send(action.request)
                 except httpx.RequestError as exc:

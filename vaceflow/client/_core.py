@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
@@ -46,8 +46,10 @@ if TYPE_CHECKING:
     from vaceflow.settings import Settings
 
 __all__ = [
+    "DEFAULT_SUBMIT_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "KEEPALIVE",
+    "BeforeSend",
     "ClientBase",
     "ClientCore",
     "ListQuery",
@@ -65,6 +67,8 @@ M = TypeVar("M", bound=BaseModel)
 log = logging.getLogger("vaceflow.client")
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+DEFAULT_SUBMIT_TIMEOUT = 30.0
+"""Seconds a submit waits for its answer (`Settings.submit_timeout`)."""
 KEEPALIVE = httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=4.0)
 """Idle connections close before uvicorn's 5 s keep-alive would drop them under a request."""
 
@@ -91,6 +95,8 @@ class Sleep:
 
 Outcome = httpx.Response | DashScopeTransportError | None
 Steps = Generator[Send | Sleep, Outcome, T]
+BeforeSend = Callable[[], None]
+"""Called just before each request of a call leaves; raising stops it unsent."""
 
 
 def redact_url(url: str | httpx.URL) -> str:
@@ -143,6 +149,7 @@ class ClientCore:
         workspace_id: str | None = None,
         base_url: str | None = None,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        submit_timeout: float = DEFAULT_SUBMIT_TIMEOUT,
         retry: RetryPolicy | None = None,
     ) -> None:
         key = api_key if api_key is not None else os.environ.get("DASHSCOPE_API_KEY")
@@ -159,7 +166,16 @@ class ClientCore:
             workspace_id=workspace_id or os.environ.get("DASHSCOPE_WORKSPACE_ID") or None,
         )
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        short = min(10.0, submit_timeout)
+        self.submit_timeout = httpx.Timeout(submit_timeout, connect=short, write=short, pool=short)
         self.retry = retry or RetryPolicy()
+
+    @property
+    def submit_window(self) -> float:
+        """The longest one submit request can take, from leaving to its answer: a task it
+        created was created within this many seconds of the send."""
+        t = self.submit_timeout
+        return sum(x or 0.0 for x in (t.pool, t.connect, t.write, t.read))
 
     def __repr__(self) -> str:
         return f"base_url={self.endpoint.base_url!r}, model={self.endpoint.model!r}"
@@ -319,6 +335,7 @@ class ClientCore:
         if oss_resolve:
             headers["X-DashScope-OssResourceResolve"] = "enable"
         request = self._request("POST", SUBMIT_PATH, json=body, headers=headers)
+        request.extensions = {**request.extensions, "timeout": self.submit_timeout.as_dict()}
         response = yield from self._exchange(Call.SUBMIT, request)
         submitted = self._parse(response, SubmitResponse)
         log.info(
@@ -424,6 +441,7 @@ class ClientBase:
         workspace_id: str | None = None,
         base_url: str | None = None,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        submit_timeout: float = DEFAULT_SUBMIT_TIMEOUT,
         retry: RetryPolicy | None = None,
     ) -> None:
         """`api_key`, `base_url` and `workspace_id` default to the SDK's variables
@@ -434,6 +452,7 @@ class ClientBase:
             workspace_id=workspace_id,
             base_url=base_url,
             timeout=timeout,
+            submit_timeout=submit_timeout,
             retry=retry,
         )
 
@@ -445,6 +464,7 @@ class ClientBase:
             "region": settings.region,
             "workspace_id": settings.workspace_id,
             "base_url": settings.http_base_url,
+            "submit_timeout": settings.submit_timeout,
         }
         return cls(**(options | kwargs))
 
@@ -452,6 +472,11 @@ class ClientBase:
     def endpoint(self) -> Endpoint:
         """Base URL, model name and workspace this client talks to."""
         return self._core.endpoint
+
+    @property
+    def submit_window(self) -> float:
+        """Seconds within which a submit request's task, if any, was created."""
+        return self._core.submit_window
 
     def job_for(self, job: Job | Mapping[str, Any]) -> Job:
         """The job as this client would send it: the model named as its region names it."""

@@ -16,8 +16,10 @@ from vaceflow.responses import SubmitResponse, TaskListItem, TaskListResponse, T
 from vaceflow.retry import RetryPolicy
 
 from ._core import (
+    DEFAULT_SUBMIT_TIMEOUT,
     DEFAULT_TIMEOUT,
     KEEPALIVE,
+    BeforeSend,
     ClientBase,
     ListQuery,
     Outcome,
@@ -47,6 +49,7 @@ class Client(ClientBase):
         workspace_id: str | None = None,
         base_url: str | None = None,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        submit_timeout: float = DEFAULT_SUBMIT_TIMEOUT,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -56,15 +59,22 @@ class Client(ClientBase):
             workspace_id=workspace_id,
             base_url=base_url,
             timeout=timeout,
+            submit_timeout=submit_timeout,
             retry=retry,
         )
         self._http = httpx.Client(transport=transport, timeout=self._core.timeout, limits=KEEPALIVE)
 
     def submit(
-        self, job: Job | Mapping[str, Any], *, oss_resolve: bool | None = None
+        self,
+        job: Job | Mapping[str, Any],
+        *,
+        oss_resolve: bool | None = None,
+        before_send: BeforeSend | None = None,
     ) -> SubmitResponse:
-        """Create the task (billed if it succeeds); `oss_resolve` defaults to "any oss:// input"."""
-        return self._run(self._core.submit(job, oss_resolve=oss_resolve))
+        """Create the task (billed if it succeeds); `oss_resolve` defaults to "any oss://
+        input". `before_send` runs just before each request leaves (a resend after a
+        429 included): the caller's last word, e.g. to record that it is sending."""
+        return self._run(self._core.submit(job, oss_resolve=oss_resolve), before_send)
 
     def get(self, task_id: str) -> TaskResponse:
         return self._run(self._core.get(task_id))
@@ -90,7 +100,7 @@ class Client(ClientBase):
         """A policy to upload to the provider's temporary storage (model: this endpoint's)."""
         return self._run(self._core.upload_policy(model))
 
-    def _run(self, steps: Steps[T]) -> T:
+    def _run(self, steps: Steps[T], before_send: BeforeSend | None = None) -> T:
         outcome: Outcome = None
         try:
             while True:
@@ -99,6 +109,8 @@ class Client(ClientBase):
                     time.sleep(action.seconds)
                     outcome = None
                     continue
+                if before_send is not None:
+                    before_send()
                 try:
                     outcome = self._http.send(action.request)
                 except httpx.RequestError as exc:

@@ -5,7 +5,7 @@ The test bed and the demo's default. `create_app(config)` is the FastAPI app;
 """
 
 from vaceflow.emulator.app import create_app
-from vaceflow.emulator.config import EmulatorConfig, FaultKind
+from vaceflow.emulator.config import EmulatorConfig, FaultKind, SubmitFault
 from vaceflow.emulator.server import EmulatorServer
 
-__all__ = ["EmulatorConfig", "EmulatorServer", "FaultKind", "create_app"]
+__all__ = ["EmulatorConfig", "EmulatorServer", "FaultKind", "SubmitFault", "create_app"]

@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from vaceflow.emulator.admission import admit
 from vaceflow.emulator.clock import Clock
-from vaceflow.emulator.config import EmulatorConfig, FaultKind
+from vaceflow.emulator.config import EmulatorConfig, FaultKind, SubmitFault
 from vaceflow.emulator.faults import Faults
 from vaceflow.emulator.runner import Runner, result_path
 from vaceflow.emulator.signing import Signer
@@ -116,12 +116,18 @@ class _Emulator:
             return exc.response(request_id)
         dropped = fault is FaultKind.DROP
         submit = endpoint is Endpoint.SUBMIT
-        if dropped and submit and not self.faults.dropped_submit_creates_task():
+        armed = self.faults.for_submit() if submit else None
+        if armed is SubmitFault.LOST or (
+            dropped and submit and not self.faults.dropped_submit_creates_task()
+        ):
             return _Dropped(256)  # the submit never reached the service
+        dropped = dropped or armed is SubmitFault.ANSWER_LOST
         try:
             response = await handler(request_id, dropped)
         except ApiError as exc:
             response = exc.response(request_id)
+        if armed is SubmitFault.HANG:
+            await asyncio.sleep(self.config.hang_seconds)
         return _Dropped(len(response.body) or 256) if dropped else response
 
     def _authorize(self, request: Request) -> None:
@@ -376,6 +382,16 @@ def _add_emulator_routes(app: FastAPI, emu: _Emulator) -> None:
     @app.get("/_emulator/health")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "model": emu.config.model, "region": emu.config.region.value}
+
+    @app.post("/_emulator/faults")
+    async def arm_faults(request: Request) -> dict[str, Any]:
+        """`{"submit": ["answer_lost", "lost", "hang"]}`: faults for the next submits."""
+        try:
+            body = json.loads(await request.body() or b"{}")
+            armed = emu.faults.arm(SubmitFault(kind) for kind in body.get("submit", []))
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise HTTPException(400, f"faults: {exc}") from None
+        return {"submit": armed}
 
     @app.post("/_emulator/clock")
     async def advance_clock(request: Request) -> dict[str, float]:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from vaceflow.limits import ACCOUNT
 from vaceflow.regions import Region
 
-__all__ = ["EmulatorConfig", "FaultKind"]
+__all__ = ["EmulatorConfig", "FaultKind", "SubmitFault"]
 
 
 class FaultKind(StrEnum):
@@ -30,6 +30,19 @@ class FaultKind(StrEnum):
     """The answer comes `slow_seconds` late."""
     TASK_FAILURE = "task_failure"
     """An accepted task ends FAILED with InternalError.Algo."""
+
+
+class SubmitFault(StrEnum):
+    """What happens to one chosen submit: armed for the next submits, in order
+    (`EmulatorConfig.submit_faults`, or `POST /_emulator/faults` while running)."""
+
+    ANSWER_LOST = "answer_lost"
+    """The service makes the task, then the connection closes before the answer."""
+    LOST = "lost"
+    """The connection closes before the service has the request: no task is made."""
+    HANG = "hang"
+    """The service makes the task and answers only after `hang_seconds` (long enough
+    to kill the client while its request is on the wire)."""
 
 
 class EmulatorConfig(BaseModel):
@@ -54,6 +67,10 @@ class EmulatorConfig(BaseModel):
         default=0.5, ge=0, le=1, description="Share of dropped submits that still made a task."
     )
     slow_seconds: float = Field(default=2.0, ge=0)
+    submit_faults: tuple[SubmitFault, ...] = Field(
+        default=(), description="Faults for the next submits, one each, in order."
+    )
+    hang_seconds: float = Field(default=60.0, ge=0)
     seed: int | None = None
     blocked_words: tuple[str, ...] = ("forbidden-word",)
     region: Region = Region.SINGAPORE

@@ -8,9 +8,11 @@ can tell what happened.
 from __future__ import annotations
 
 import random
-from collections import Counter
+import threading
+from collections import Counter, deque
+from collections.abc import Iterable
 
-from vaceflow.emulator.config import EmulatorConfig, FaultKind
+from vaceflow.emulator.config import EmulatorConfig, FaultKind, SubmitFault
 
 __all__ = ["CALL_FAULTS", "Faults"]
 
@@ -30,7 +32,24 @@ class Faults:
         self._task_failures = FaultKind.TASK_FAILURE in config.faults
         self._drop_creates = config.drop_creates_task
         self._random = random.Random(config.seed)
+        self._armed: deque[SubmitFault] = deque(config.submit_faults)
+        self._lock = threading.Lock()
         self.injected: Counter[str] = Counter()
+
+    def arm(self, faults: Iterable[SubmitFault]) -> list[str]:
+        """Queue faults for the next submits (one each, in order); returns the queue."""
+        with self._lock:
+            self._armed.extend(faults)
+            return [f.value for f in self._armed]
+
+    def for_submit(self) -> SubmitFault | None:
+        """The armed fault for this submit, if any (consumed)."""
+        with self._lock:
+            if not self._armed:
+                return None
+            fault = self._armed.popleft()
+        self.injected[f"submit_{fault.value}"] += 1
+        return fault
 
     def for_call(self) -> FaultKind | None:
         """The fault to inflict on this API call, if any."""
