@@ -22,6 +22,7 @@ from flows.job import vace_job
 from tasks.runtime import ensure_limits, server_configured
 from vaceflow.jobs import Job
 from vaceflow.limits import ACCOUNT
+from vaceflow.shutdown import install as hold_stops_while_submitting
 
 __all__ = ["JobOutcome", "vace_batch"]
 
@@ -115,6 +116,7 @@ def vace_batch(
         fresh: Pay for new videos even for jobs the catalog has.
         timeout_minutes: Per job: stop waiting after this long (the task is kept).
     """
+    hold_stops_while_submitting()  # the jobs' threads submit; signals land in this one
     if server_configured():
         ensure_limits(in_flight=max_in_flight)
     futures = [

@@ -34,6 +34,7 @@ from vaceflow.limits import ACCOUNT
 from vaceflow.media.spec import JobSpec
 from vaceflow.pipeline import JobUncertain, Next, StagedJob, resubmit_reason
 from vaceflow.responses import TaskResponse
+from vaceflow.shutdown import install as hold_stops_while_submitting
 
 __all__ = ["run_job", "vace_job"]
 
@@ -48,6 +49,7 @@ def run_job(
     parent_id: str | None = None,
 ) -> JobRecord:
     """The pipeline, as every flow runs it. Called inside a flow."""
+    hold_stops_while_submitting()
     logger = get_run_logger()
     prepared = prepare_inputs(spec)
     for warning in prepared.warnings:

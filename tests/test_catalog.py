@@ -95,10 +95,37 @@ def test_migrations_build_the_schema_from_an_empty_file_and_rerun_harmlessly(
     with Catalog(url).upgrade().upgrade() as again:
         assert again.get(job_id).status is JobStatus.NEW
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"jobs", "job_events", "alembic_version"} <= tables
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_a_submit_left_under_the_old_protocol_reads_uncertain_after_the_upgrade(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """0001 had no `sending`: a row left `submitting` may have sent its request."""
+    from vaceflow.catalog.database import create_catalog_engine, migrate
+
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    engine = create_catalog_engine(url)
+    migrate(engine, "0001")
+    job_id, lease = "vf_oldsubmitting", clock.now + timedelta(seconds=120)
+    stamp = "%Y-%m-%d %H:%M:%S.%f"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO jobs (id, identity, function, model, prompt, parameters, request, "
+            "inputs, status, attempts, submit_owner, submit_lease_until, created_at, "
+            "updated_at) VALUES (?, ?, 'video_outpainting', 'wan2.1-vace-plus', 'p', '{}', "
+            "'{}', '{}', 'submitting', 1, 'old-run', ?, ?, ?)",
+            (job_id, "f" * 64, lease.strftime(stamp), *[clock.now.strftime(stamp)] * 2),
+        )
+    engine.dispose()
+    with Catalog(url, clock=clock).upgrade() as catalog:
+        assert catalog.get(job_id).status is JobStatus.SENDING
+        clock.advance(121)
+        row = catalog.get(job_id)
+        assert (row.status, row.send_until) == (JobStatus.UNCERTAIN, lease)
 
 
 def test_the_migration_matches_the_models(tmp_path: Path) -> None:
@@ -168,6 +195,8 @@ def test_a_job_from_start_to_video(catalog: Catalog, clock: Clock) -> None:
     assert staged.inputs["video"][0].staged_url == "https://s3.example/bkt/in.mp4"
 
     assert catalog.begin_submit(job_id, "worker-1", lease_seconds=120)
+    assert not catalog.begin_submit(job_id, "worker-2", lease_seconds=120, take_over=False)
+    assert catalog.mark_sending(job_id, "worker-1", window_seconds=30)
     assert not catalog.begin_submit(job_id, "worker-2", lease_seconds=120)
     clock.advance(1)
     submitted = catalog.record_submitted(job_id, "task-1", "req-1")
@@ -207,52 +236,112 @@ def test_a_job_from_start_to_video(catalog: Catalog, clock: Clock) -> None:
         JobStatus.NEW,
         JobStatus.STAGING,
         JobStatus.SUBMITTING,
+        JobStatus.SENDING,
         JobStatus.SUBMITTED,
         JobStatus.RUNNING,  # one event for two RUNNING polls
         JobStatus.SUCCEEDED,
         JobStatus.SUCCEEDED,
     ]
-    running = history[4]
+    running = history[5]
     # The service's China Standard Time, stored as UTC.
     assert running.submit_time == datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC)
-    assert history[5].end_time == datetime(2026, 1, 2, 3, 6, 6, 500000, tzinfo=UTC)
+    assert history[6].end_time == datetime(2026, 1, 2, 3, 6, 6, 500000, tzinfo=UTC)
 
 
 def test_an_abandoned_submit_can_be_taken_again(catalog: Catalog) -> None:
     job_id = claim(catalog)
     assert catalog.begin_submit(job_id, "w1", 60)
+    assert catalog.mark_sending(job_id, "w1", 30)
     assert not catalog.abandon_submit(job_id, "w2", "not mine to give back")
     assert catalog.abandon_submit(job_id, "w1", ConnectionRefusedError("refused"))
     record = catalog.get(job_id)
     assert (record.status, record.attempts) == (JobStatus.NEW, 0)
     assert record.error_message == "refused"
     assert catalog.begin_submit(job_id, "w2", 60)
+    assert catalog.mark_sending(job_id, "w2", 30)
     assert catalog.get(job_id).attempts == 1
 
 
-def test_a_lapsed_lease_is_uncertain_and_never_taken_over(catalog: Catalog, clock: Clock) -> None:
+def test_a_run_that_sent_nothing_is_taken_over_at_once(catalog: Catalog, clock: Clock) -> None:
+    job_id = claim(catalog)
+    assert catalog.begin_submit(job_id, "killed", 60)
+    assert catalog.list_jobs(status=JobStatus.SUBMITTING)[0].id == job_id
+    # A run that lost the row waits out the holder's lease; a run arriving does not.
+    assert not catalog.begin_submit(job_id, "follower", 60, take_over=False)
+    assert catalog.begin_submit(job_id, "next", 60)
+    assert not catalog.mark_sending(job_id, "killed", 30), "the holder lost the row"
+    assert catalog.mark_sending(job_id, "next", 30)
+    record = catalog.get(job_id, history=True)
+    assert (record.status, record.submit_owner, record.attempts) == (JobStatus.SENDING, "next", 1)
+    assert "taken over from killed" in (record.history[-2].note or "")
+    clock.advance(61)
+    assert not catalog.begin_submit(job_id, "late", 60, take_over=False)
+
+
+def test_a_sending_row_past_its_window_is_uncertain_and_never_taken_over(
+    catalog: Catalog, clock: Clock
+) -> None:
     job_id = claim(catalog)
     assert catalog.begin_submit(job_id, "crashed", 60)
-    assert catalog.get(job_id).status is JobStatus.SUBMITTING
-    assert catalog.list_jobs(status=JobStatus.SUBMITTING)[0].id == job_id
-    clock.advance(61)
+    assert catalog.mark_sending(job_id, "crashed", 30)
+    assert catalog.list_jobs(status=JobStatus.SENDING)[0].id == job_id
+    assert [r.id for r in catalog.unanswered()] == [job_id]
+    clock.advance(31)
     assert catalog.get(job_id).status is JobStatus.UNCERTAIN
     assert not catalog.begin_submit(job_id, "someone-else", 60)
     assert [j.id for j in catalog.uncertain()] == [job_id]
-    assert catalog.list_jobs(status=JobStatus.SUBMITTING) == []
+    assert catalog.list_jobs(status=JobStatus.SENDING) == []
+    assert [r.id for r in catalog.unanswered()] == [job_id]
 
     # A person decides to pay again: the job becomes submittable, the history stays.
     again = catalog.mark_resubmit(job_id, "not in the provider's task list")
-    assert again.status is JobStatus.NEW
+    assert (again.status, again.sending_at) == (JobStatus.NEW, None)
     assert catalog.begin_submit(job_id, "someone-else", 60)
+    assert catalog.mark_sending(job_id, "someone-else", 30)
     assert catalog.get(job_id).attempts == 2
-    assert "not in the provider's task list" in (catalog.history(job_id)[-2].note or "")
+    assert "not in the provider's task list" in (catalog.history(job_id)[-3].note or "")
+
+
+def test_an_unsent_submit_is_released_once(catalog: Catalog, clock: Clock) -> None:
+    job_id = claim(catalog)
+    catalog.begin_submit(job_id, "w", 60)
+    catalog.mark_sending(job_id, "w", 30)
+    sent_at = catalog.get(job_id).sending_at
+    assert sent_at is not None
+    clock.advance(40)
+    assert not catalog.release_unsent(job_id, sent_at - timedelta(seconds=1), "another request")
+    assert catalog.release_unsent(job_id, sent_at, "no task in the list")
+    record = catalog.get(job_id)
+    assert (record.status, record.attempts, record.send_until) == (JobStatus.NEW, 0, None)
+    assert not catalog.release_unsent(job_id, sent_at, "twice")
+    assert catalog.history(job_id)[-1].note == "no task in the list"
+
+
+def test_known_task_ids_include_earlier_tasks_of_resubmitted_jobs(
+    catalog: Catalog, clock: Clock
+) -> None:
+    job_id = claim(catalog)
+    catalog.begin_submit(job_id, "w", 60)
+    catalog.record_submitted(job_id, "t-first", "r")
+    catalog.record_status(job_id, task("t-first", "FAILED", code="InternalError.Algo"))
+    catalog.mark_resubmit(job_id, "one more try")
+    catalog.begin_submit(job_id, "w", 60)
+    catalog.record_submitted(job_id, "t-second", "r")
+    since = clock.now - timedelta(hours=1)
+    assert catalog.known_task_ids(since=since) == {"t-first", "t-second"}
+    other = claim(catalog, "other")
+    catalog.begin_submit(other, "w", 60)
+    with pytest.raises(CatalogConflict, match=job_id):
+        catalog.record_submitted(other, "t-second", "r")
+    assert catalog.get(other).task_id is None
 
 
 def test_a_late_task_id_is_still_written(catalog: Catalog, clock: Clock) -> None:
     job_id = claim(catalog)
     catalog.begin_submit(job_id, "slow", 10)
+    catalog.mark_sending(job_id, "slow", 10)
     clock.advance(3600)
+    assert catalog.get(job_id).status is JobStatus.UNCERTAIN
     assert catalog.record_submitted(job_id, "task-late", "r").status is JobStatus.SUBMITTED
     assert catalog.record_submitted(job_id, "task-late", "r").task_id == "task-late"
 
@@ -288,6 +377,7 @@ def test_a_task_the_service_forgot_expires_after_24_hours(catalog: Catalog, cloc
 def test_a_failed_task_is_recorded_unbilled_and_resubmittable(catalog: Catalog) -> None:
     job_id = claim(catalog)
     catalog.begin_submit(job_id, "w", 60)
+    catalog.mark_sending(job_id, "w", 30)
     catalog.record_submitted(job_id, "t", "r")
     failed = catalog.record_status(
         job_id, task("t", "FAILED", code="InternalError.Algo", message="model error")

@@ -71,6 +71,7 @@ def succeed(
     `seconds`, billed for `video` seconds."""
     job_id = catalog.claim(identity, job).id
     assert catalog.begin_submit(job_id, "worker", 60)
+    assert catalog.mark_sending(job_id, "worker", 30)
     catalog.record_submitted(job_id, f"task-{identity[:8]}", "req")
     clock.now += timedelta(seconds=seconds)
     done = TaskResponse.model_validate(

@@ -1,15 +1,17 @@
-"""A run killed with SIGKILL and started again: the catalog row is the only memory.
+"""A `vaceflow run` killed at every step of its submit, then run again as its user would:
+exit 0, the video, one submission at the emulator, no job left uncertain.
 
-Killed after the task id was written, the next run resumes that task: one submission,
-one video. Killed between sending the submit and writing the task id (the one window
-no ledger can close), the row reads `uncertain` once its lease runs out and no later
-run pays again on a guess.
+The kill lands exactly at each step through failpoints (`VACEFLOW_FAILPOINT`, see
+`vaceflow.failpoints`); the one kill that cannot be a failpoint, during the request
+itself, is made by the emulator holding its answer (`hang`) while the test kills the
+run's whole process group. A stop that asks instead of killing (SIGTERM, SIGINT) lets
+a request on the wire finish and its task id be written, and gives back a submit not
+yet sent. Submits run with a 2 s timeout and a 1 s clock margin, so a window closes
+within about 10 s (`VACEFLOW_SUBMIT_TIMEOUT`, `VACEFLOW_RECONCILE_MARGIN`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -22,129 +24,162 @@ from typing import Any
 import pytest
 
 from tests.fixtures_flows import VaceEnv
+from tests.media import MediaFactory
 from vaceflow.catalog import Catalog, JobRecord, JobStatus
-from vaceflow.emulator import FaultKind
-from vaceflow.jobs import parse_job
 from vaceflow.media.probe import probe
-from vaceflow.pipeline import JobUncertain
-from vaceflow.samples import make_samples
 
 MakeEnv = Callable[..., VaceEnv]
-REPO = Path(__file__).resolve().parents[1]
+VACEFLOW = str(Path(sys.executable).parent / "vaceflow")
+FAST_WINDOW = {"VACEFLOW_SUBMIT_TIMEOUT": "2", "VACEFLOW_RECONCILE_MARGIN": "1"}
 
-CHILD = """
-import json, sys
-import vaceflow.pipeline
-vaceflow.pipeline.SUBMIT_LEASE_SECONDS = float(sys.argv[2])
-from flows.job import vace_job
-from vaceflow.jobs import parse_job
-vace_job(parse_job(json.loads(sys.argv[1])))
-"""
+pytestmark = pytest.mark.usefixtures("free_slots")
 
 
 @pytest.fixture(scope="module")
-def body(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from vaceflow.cli.demo import demo_jobs
-
-    bodies = demo_jobs(make_samples(tmp_path_factory.mktemp("crash-samples")))
-    return next(b for b in bodies if b["input"]["function"] == "video_outpainting")
-
-
-def _start(env: VaceEnv, body: dict[str, Any], lease: float = 120.0) -> subprocess.Popen[bytes]:
-    log = (env.data.parent / "killed-run.log").open("ab")  # kept for a failing test
-    return subprocess.Popen(
-        [sys.executable, "-c", CHILD, json.dumps(body), str(lease)],
-        env=os.environ | env.env,
-        cwd=REPO,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return MediaFactory(tmp_path_factory.mktemp("crash-media")).video(
+        width=320, height=240, fps=16, seconds=1.0, name="crash-clip"
     )
 
 
-def _row(catalog: Catalog) -> JobRecord | None:
-    rows = catalog.list_jobs()
+def _start(env: VaceEnv, clip: Path, **extra: str) -> subprocess.Popen[bytes]:
+    """`vaceflow run video_outpainting ...` in a session of its own (a process group
+    the test can kill whole), its output kept beside the data folder."""
+    log = (env.data.parent / "runs.log").open("ab")
+    log.write(f"\n--- run {extra}\n".encode())
+    return subprocess.Popen(
+        [
+            VACEFLOW,
+            "run",
+            "video_outpainting",
+            "--prompt",
+            "widen the view",
+            "--video",
+            str(clip),
+            "--left-scale",
+            "1.25",
+        ],
+        env=os.environ | env.env | FAST_WINDOW | extra,
+        cwd=env.data.parent,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _run(env: VaceEnv, clip: Path, **extra: str) -> int:
+    proc = _start(env, clip, **extra)
+    try:
+        return proc.wait(timeout=240)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _row() -> JobRecord | None:
+    rows = Catalog.from_settings().list_jobs(history=True)
     assert len(rows) <= 1
     return rows[0] if rows else None
 
 
-def _wait_for(
-    check: Callable[[], bool], what: str, proc: subprocess.Popen[bytes] | None = None
-) -> None:
-    deadline = time.monotonic() + 60
+def _wait_for(check: Callable[[], bool], what: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
     while not check():
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the run ended ({proc.returncode}) before {what}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+        assert proc.poll() is None, f"the run ended ({proc.returncode}) before {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=10) == -signal.SIGKILL
-
-
-@pytest.mark.usefixtures("free_slots")
-def test_killed_after_submission_resumes_the_same_task(
-    vace_env: MakeEnv, body: dict[str, Any]
-) -> None:
-    from flows.job import vace_job
-
-    env = vace_env(latency=6.0)
-    catalog = Catalog.from_settings()
-    proc = _start(env, body)
-    try:
-        _wait_for(lambda: bool((row := _row(catalog)) and row.task_id), "a task id", proc)
-    finally:
-        _kill(proc)
-    killed = _row(catalog)
-    assert killed is not None
-    assert killed.status in (JobStatus.SUBMITTED, JobStatus.RUNNING)
+def _assert_paid_once(env: VaceEnv) -> JobRecord:
+    """What the user must see after the second run: one submission, one video."""
     assert env.submissions() == 1
-
-    record = vace_job(parse_job(body))
-    assert record.id == killed.id
-    assert record.task_id == killed.task_id
-    assert record.status is JobStatus.SUCCEEDED
-    assert env.submissions() == 1
-    assert record.output is not None
-    video = probe(record.output.path or "")
-    assert (video.codec, round(video.fps or 0)) == ("h264", 30)
-    assert video.duration
-    assert hashlib.sha256(Path(video.path).read_bytes()).hexdigest() == record.output.sha256
-
-
-@pytest.mark.usefixtures("free_slots")
-def test_killed_before_the_task_id_is_written_is_uncertain(
-    vace_env: MakeEnv, body: dict[str, Any]
-) -> None:
-    from flows.job import vace_job
-
-    # Every answer comes 4 s late: the submit is in the service's hands, unanswered.
-    env = vace_env(fault_rate=1.0, faults={FaultKind.SLOW}, slow_seconds=4.0)
-    catalog = Catalog.from_settings()
-    proc = _start(env, body, lease=3.0)
-    try:
-        _wait_for(
-            lambda: bool((row := _row(catalog)) and row.status is JobStatus.SUBMITTING),
-            "the submit lease",
-            proc,
-        )
-        time.sleep(2.0)  # the request is on its way, or about to be
-    finally:
-        _kill(proc)
-    _wait_for(
-        lambda: bool((row := _row(catalog)) and row.status is JobStatus.UNCERTAIN),
-        "the lease to run out",
-    )
-    row = _row(catalog)
+    row = _row()
     assert row is not None
-    assert (row.task_id, row.attempts) == (None, 1)
-    assert [r.id for r in catalog.uncertain()] == [row.id]
+    assert (row.status, row.attempts) == (JobStatus.SUCCEEDED, 1)
+    assert Catalog.from_settings().uncertain() == []
+    assert row.output is not None
+    video = probe(row.output.path or "")
+    assert (video.codec, round(video.fps or 0)) == ("h264", 30)
+    return row
 
-    seen = env.submissions()  # 0 or 1: whether it got there is what nobody can know
-    with pytest.raises(JobUncertain, match="will not pay twice"):
-        vace_job(parse_job(body))
-    time.sleep(1.0)
-    assert env.submissions() == seen
+
+# The row each kill leaves (what proves the kill landed where it was meant to), and
+# how many submissions the service has by then.
+STEPS: list[Any] = [
+    pytest.param("submit.before_lease", JobStatus.STAGING, 0, id="before-the-lease"),
+    pytest.param("submit.before_slot", JobStatus.SUBMITTING, 0, id="after-the-lease"),
+    pytest.param("submit.before_send", JobStatus.SUBMITTING, 0, id="after-the-slot"),
+    pytest.param("submit.sending", JobStatus.SENDING, 0, id="marked-not-sent"),
+    pytest.param("submit.before_record", JobStatus.SENDING, 1, id="after-the-answer"),
+    pytest.param("submit.after_record", JobStatus.SUBMITTED, 1, id="after-the-write"),
+]
+
+
+@pytest.mark.parametrize(("step", "left", "paid"), STEPS)
+def test_a_run_killed_at_a_step_of_its_submit_is_finished_by_the_next_run(
+    vace_env: MakeEnv, clip: Path, step: str, left: JobStatus, paid: int
+) -> None:
+    env = vace_env(latency=1.0)
+    assert _run(env, clip, VACEFLOW_FAILPOINT=step) == -signal.SIGKILL
+    killed = _row()
+    assert killed is not None
+    assert killed.status in (left, JobStatus.UNCERTAIN if left is JobStatus.SENDING else left)
+    assert env.submissions() == paid
+
+    assert _run(env, clip) == 0
+    row = _assert_paid_once(env)
+    assert row.id == killed.id
+    if killed.task_id:
+        assert row.task_id == killed.task_id
+
+
+def test_a_run_killed_during_its_request_is_reconciled_by_the_next_run(
+    vace_env: MakeEnv, clip: Path
+) -> None:
+    env = vace_env(latency=1.0, submit_faults=("hang",), hang_seconds=60)
+    proc = _start(env, clip)
+    try:
+        _wait_for(lambda: env.submissions() == 1, "the service to have the task", proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    killed = _row()
+    assert killed is not None
+    assert (killed.task_id, killed.status) == (None, JobStatus.SENDING)
+
+    assert _run(env, clip) == 0
+    row = _assert_paid_once(env)
+    assert any("reconciled" in (e.note or "") for e in row.history)
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_stop_during_the_request_waits_for_the_task_id(
+    vace_env: MakeEnv, clip: Path, sig: str
+) -> None:
+    # The signal comes the moment the row says `sending`; the answer a second later
+    # (within the submit's 2 s timeout).
+    env = vace_env(latency=1.0, submit_faults=("hang",), hang_seconds=1)
+    assert _run(env, clip, VACEFLOW_FAILPOINT=f"submit.sending:{sig}") != 0
+    stopped = _row()
+    assert stopped is not None
+    assert stopped.task_id is not None
+    assert stopped.status in (JobStatus.SUBMITTED, JobStatus.RUNNING)
+    assert env.submissions() == 1
+
+    assert _run(env, clip) == 0
+    row = _assert_paid_once(env)
+    assert row.task_id == stopped.task_id
+
+
+def test_a_stop_before_the_request_gives_the_submit_back(vace_env: MakeEnv, clip: Path) -> None:
+    env = vace_env(latency=1.0)
+    assert _run(env, clip, VACEFLOW_FAILPOINT="submit.before_slot:SIGTERM") != 0
+    stopped = _row()
+    assert stopped is not None
+    assert (stopped.status, stopped.attempts, stopped.task_id) == (JobStatus.NEW, 0, None)
+    assert "stopped before sending" in (stopped.history[-1].note or "")
+    assert env.submissions() == 0
+
+    assert _run(env, clip) == 0
+    _assert_paid_once(env)

@@ -160,27 +160,102 @@ def test_the_wait_rides_through_failing_status_queries(
     assert probe(record.output.path or "").codec == "h264"
 
 
-@pytest.mark.parametrize("created", [1.0, 0.0], ids=["task-made", "task-lost"])
-def test_a_dropped_submit_is_uncertain_and_never_paid_again(
-    vace_env: MakeEnv, clip: Path, monkeypatch: pytest.MonkeyPatch, created: float
+@pytest.fixture
+def fast_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A submit's window closes within about 10 s (2 s timeouts, 1 s clock margin)."""
+    monkeypatch.setenv("VACEFLOW_SUBMIT_TIMEOUT", "2")
+    monkeypatch.setenv("VACEFLOW_RECONCILE_MARGIN", "1")
+
+
+@pytest.mark.usefixtures("fast_window")
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [("answer_lost", "is the one unclaimed task"), ("lost", "never accepted")],
+    ids=["task-made", "task-lost"],
+)
+def test_a_lost_submit_answer_is_settled_from_the_task_list(
+    vace_env: MakeEnv, clip: Path, fault: str, said: str
 ) -> None:
     from flows.job import vace_job
 
-    monkeypatch.setattr("vaceflow.pipeline.SUBMIT_LEASE_SECONDS", 1.0)
-    env = vace_env(fault_rate=1.0, faults={FaultKind.DROP}, drop_creates_task=created)
-    job = _job(clip, "the answer never came")
-    with pytest.raises(JobUncertain):
-        vace_job(job)
-    seen = env.submissions()
-    assert seen == int(created)  # the service may or may not have it: we cannot know
-    _wait_for(lambda: _only_row().status is JobStatus.UNCERTAIN, "the lease to run out")
-    row = _only_row()
-    assert (row.task_id, row.attempts) == (None, 1)
-    assert [r.id for r in Catalog.from_settings().uncertain()] == [row.id]
+    env = vace_env(submit_faults=(fault,))
+    record = vace_job(_job(clip, "the answer never came"))
 
+    assert record.status is JobStatus.SUCCEEDED
+    assert env.submissions() == 1  # the lost request made no task, or its task was found
+    row = _only_row()
+    assert (row.attempts, row.task_id) == (1, record.task_id)
+    assert any(said in (e.note or "") for e in row.history)
+    assert Catalog.from_settings().uncertain() == []
+
+
+@pytest.mark.usefixtures("fast_window")
+def test_reconciling_off_stops_at_an_uncertain_submit_until_a_person_runs_it(
+    vace_env: MakeEnv, clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from flows.job import vace_job
+    from vaceflow.cli import app
+
+    monkeypatch.setenv("VACEFLOW_RECONCILE", "off")
+    env = vace_env(submit_faults=("answer_lost",))
+    job = _job(clip, "reconcile by hand")
+    with pytest.raises(JobUncertain, match="catalog resolve"):
+        vace_job(job)
+    with pytest.raises(JobUncertain, match="reconciling is off"):
+        vace_job(job)  # no second submission on a guess
+    assert env.submissions() == 1
+
+    dry = CliRunner().invoke(app, ["catalog", "reconcile", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "found" in dry.output
+    assert _only_row().status is JobStatus.UNCERTAIN
+    done = CliRunner().invoke(app, ["catalog", "reconcile"])
+    assert done.exit_code == 0, done.output
+    assert "recorded" in done.output
+
+    record = vace_job(job)
+    assert record.status is JobStatus.SUCCEEDED
+    assert env.submissions() == 1
+
+
+@pytest.mark.usefixtures("fast_window")
+@pytest.mark.parametrize("fault", ["answer_lost", "lost"])
+def test_a_person_settles_an_uncertain_submit_with_catalog_resolve(
+    vace_env: MakeEnv, clip: Path, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    """What reconciling cannot decide (here: it is off) a person settles: the task found
+    in the provider's list is recorded, or the job is released to be paid again."""
+    from typer.testing import CliRunner
+
+    from flows.job import vace_job
+    from vaceflow.cli import app
+
+    monkeypatch.setenv("VACEFLOW_RECONCILE", "off")
+    env = vace_env(submit_faults=(fault,))
+    job = _job(clip, f"settled by hand ({fault})")
     with pytest.raises(JobUncertain):
         vace_job(job)
-    assert env.submissions() == seen
+    _wait_for(lambda: _only_row().status is JobStatus.UNCERTAIN, "the window to close")
+    row = _only_row()
+    runner = CliRunner()
+    refused = runner.invoke(app, ["catalog", "resolve", row.id])
+    assert refused.exit_code != 0
+    unknown = runner.invoke(app, ["catalog", "resolve", row.id, "--task-id", "no-such-task"])
+    assert (unknown.exit_code, "does not know" in unknown.output) == (1, True)
+
+    made = [t["task_id"] for t in env.tasks()]
+    choice = ["--task-id", made[0]] if made else ["--resubmit"]
+    resolved = runner.invoke(app, ["catalog", "resolve", row.id, *choice])
+    assert resolved.exit_code == 0, resolved.output
+    again = runner.invoke(app, ["catalog", "resolve", row.id, "--resubmit"])
+    assert (again.exit_code, "not uncertain" in again.output) == (1, True)
+
+    record = vace_job(job)
+    assert record.status is JobStatus.SUCCEEDED
+    assert env.submissions() == 1
+    assert any("resolved by hand" in (e.note or "") for e in _only_row().history)
 
 
 def test_a_model_failure_is_final_unless_one_resubmission_is_allowed(

@@ -4,7 +4,8 @@ Each step is a plain function over `Services`; the Prefect tasks in `tasks/` wra
 each and the flows in `flows/` compose them. The catalog row is the ledger at every
 step, so any step can be re-run after a crash and pick up where the row says:
 
-    claim_job      the row, and what to do next (done / submit / resume / collect)
+    claim_job      the row, and what to do next (done / submit / resume / collect);
+                   a submit left unanswered is settled first (`settle_submit`)
     stage_inputs   conformed files -> URLs the service can fetch (content-addressed)
     submit_job     THE money path: the only call of `Client.submit` in vaceflow
     await_result   follow the task to its end through the shared watcher
@@ -20,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -32,12 +34,15 @@ from vaceflow.errors import (
     VaceflowError,
     WaitTimeout,
 )
+from vaceflow.failpoints import failpoint
 from vaceflow.identity import job_identity
 from vaceflow.jobs import Job, parse_job
 from vaceflow.limits import Role
 from vaceflow.media.prepare import PreparedJob
+from vaceflow.reconcile import Reconciliation, Verdict, reconcile
 from vaceflow.responses import TaskResponse, TaskStatus
 from vaceflow.services import Services
+from vaceflow.shutdown import Stopping, sending
 from vaceflow.storage.guard import check_fetchable
 from vaceflow.storage.outputs import discard_inputs, publish_outputs
 from vaceflow.storage.s3 import PRESIGN_MAX_SECONDS
@@ -57,27 +62,37 @@ __all__ = [
     "collect_result",
     "input_hashes",
     "resubmit_reason",
+    "settle_submit",
     "stage_inputs",
     "submit_job",
 ]
 
 log = logging.getLogger("vaceflow.pipeline")
 
-SUBMIT_LEASE_SECONDS = 120.0
-"""How long a submit may take before its row reads `uncertain` (the client's own
-timeouts and 429 retries fit well inside)."""
+SUBMIT_LEASE_SECONDS = 60.0
+"""How long runs that lost a job's row to another wait for it before taking the row over
+(a run arriving at the submit takes over at once: the holder has sent nothing)."""
+POLL_SECONDS = 0.5
+"""How often a run following another's submit reads the row."""
 
 
 class JobUncertain(VaceflowError):
-    """A submit may have reached the service but its task id was never recorded."""
+    """A submit may have reached the service, its task id was never recorded, and the
+    provider's task list could not settle which task is the job's."""
 
-    def __init__(self, record: JobRecord) -> None:
+    def __init__(self, record: JobRecord, found: Reconciliation | None = None) -> None:
         self.record = record
+        self.reconciliation = found
+        why = (
+            found.summary
+            if found is not None
+            else "automatic reconciling is off (VACEFLOW_RECONCILE=off)"
+        )
         super().__init__(
-            f"job {record.id} may have been submitted (a run stopped between the service "
-            "accepting it and the task id being written). vaceflow will not pay twice on a "
-            "guess: check the provider's task list, then `vaceflow catalog resolve "
-            f"{record.id} --task-id ID` or `--resubmit`"
+            f"job {record.id}: its submit may have reached the service and no task id was "
+            f"recorded; {why}. vaceflow will not pay twice on a guess: settle it with "
+            f"`vaceflow catalog resolve {record.id} --task-id ID` (the task is the job's) or "
+            f"`vaceflow catalog resolve {record.id} --resubmit` (pay again)"
         )
 
 
@@ -160,15 +175,14 @@ def claim_job(
             return Claim(record, Next.DONE)
         reason = "--fresh" if fresh else "the collected output is gone"
         return Claim(catalog.mark_resubmit(record.id, reason, fresh=True), Next.SUBMIT)
-    if status is JobStatus.UNCERTAIN:
-        raise JobUncertain(record)
+    if status in (JobStatus.SENDING, JobStatus.UNCERTAIN):
+        record = settle_submit(svc, record.id)
+        status = record.status
     if record.task_id and (status is JobStatus.SUCCEEDED):
         return Claim(record, Next.COLLECT)
     if record.task_id and not status.is_final:
         log.info("job %s: resuming the wait for task %s", record.id, record.task_id)
         return Claim(record, Next.RESUME)
-    if status is JobStatus.SUBMITTING:
-        return Claim(_follow_submitter(svc, record), Next.RESUME)
     if status.is_final:
         log.warning(
             "job %s ended %s before (%s); submitting it again",
@@ -187,21 +201,64 @@ def _output_present(record: JobRecord) -> bool:
     return bool(out.s3_uri) or (out.path is not None and Path(out.path).is_file())
 
 
-def _follow_submitter(svc: Services, record: JobRecord, poll: float = 0.5) -> JobRecord:
-    """Another run holds the submit lease: wait for it to write the task id."""
-    log.info("job %s is being submitted by another run; following it", record.id)
+def settle_submit(svc: Services, job_id: str) -> JobRecord:
+    """Wait out a submit that is on the wire, then settle it if its answer never came.
+
+    Returns the row with its task id (the answer came, or the task list showed it) or
+    submittable again (the list showed none: the service never accepted it). Raises
+    JobUncertain when the list cannot tell, or automatic reconciling is off."""
+    said = False
     while True:
-        time.sleep(poll)
-        current = svc.catalog.get(record.id)
-        if current.task_id:
+        record = svc.catalog.get(job_id)
+        if record.task_id is not None or record.status not in (
+            JobStatus.SENDING,
+            JobStatus.UNCERTAIN,
+        ):
+            return record
+        if record.status is JobStatus.SENDING:  # an answer may still come
+            if not said:
+                log.info("job %s: its submit is on the wire; waiting for the answer", job_id)
+                said = True
+            time.sleep(POLL_SECONDS)
+            continue
+        if svc.settings.reconcile == "off":
+            raise JobUncertain(record)
+        found = reconcile(
+            svc.catalog, svc.client, svc.budget, job_id, margin=svc.settings.reconcile_margin
+        )
+        if found.verdict is Verdict.EARLY:
+            if not said:
+                log.info("job %s: no answer to its submit; %s", job_id, found.summary)
+                said = True
+            time.sleep(POLL_SECONDS)
+            continue
+        if found.verdict.needs_a_person:
+            raise JobUncertain(svc.catalog.get(job_id), found)
+        if found.verdict is not Verdict.SETTLED:
+            log.warning("job %s reconciled: %s", job_id, found.summary)
+
+
+def _follow(svc: Services, job_id: str) -> JobRecord:
+    """Another run holds the job's submit: wait until the row has a task id, is
+    submittable again, or its holder's lease ran out (the caller may take it over)."""
+    log.info("job %s is being submitted by another run; following it", job_id)
+    while True:
+        current = svc.catalog.get(job_id)
+        status = current.status
+        if current.task_id is not None or status in (JobStatus.NEW, JobStatus.STAGING):
             return current
-        if current.status is JobStatus.UNCERTAIN:
-            raise JobUncertain(current)
-        if current.status is not JobStatus.SUBMITTING:
+        if status in (JobStatus.SENDING, JobStatus.UNCERTAIN):
+            return settle_submit(svc, job_id)
+        if status is JobStatus.SUBMITTING:
+            lease = current.submit_lease_until
+            if lease is None or lease <= datetime.now(UTC):
+                return current
+        elif status.is_final:
             raise VaceflowError(
-                f"job {record.id}: the other run gave up submitting "
-                f"({current.error_message or current.status.value}); run it again"
+                f"job {job_id} ended {status.value} in another run "
+                f"({current.error_message or 'no detail'}); run it again"
             )
+        time.sleep(POLL_SECONDS)
 
 
 def stage_inputs(svc: Services, record: JobRecord, prepared: PreparedJob) -> StagedJob:
@@ -226,9 +283,10 @@ def stage_inputs(svc: Services, record: JobRecord, prepared: PreparedJob) -> Sta
     try:
         svc.catalog.record_staging(record.id, inputs=inputs, expires_at=min(expiries, default=None))
     except CatalogConflict:
-        # Another run of the same job reached the submit first: submit_job follows it.
+        # Another run of the same job has sent its submit: submit_job follows it.
         current = svc.catalog.get(record.id)
-        if current.status is not JobStatus.SUBMITTING and current.task_id is None:
+        sent = (JobStatus.SENDING, JobStatus.UNCERTAIN)
+        if current.task_id is None and current.status not in sent:
             raise
         log.info("job %s: another run submitted it; following that run", record.id)
     for s in every:
@@ -240,42 +298,102 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+class _RowLost(Exception):
+    """The row was taken over before our request left: nothing was sent."""
+
+
 def submit_job(svc: Services, record: JobRecord, staged: StagedJob) -> JobRecord:
     """Submit the job once; the one place vaceflow calls `Client.submit`.
 
-    Takes the row's submit lease (a compare-and-set: one winner among every run of the
-    same job), submits, and writes the task id in its own transaction at once. When the
-    service answered with an error, nothing was created: the lease is given back and
-    the error raised. When no answer came (timeout, dropped connection) the service may
-    have accepted it: the row is left to read `uncertain` and JobUncertain is raised.
-    A loser of the lease follows the winner's task instead of submitting.
+    The ledger's protocol (`vaceflow.catalog.ledger`): take the row (a run that sent
+    nothing is taken over at once), take a submit slot of the rate budget, mark the row
+    `sending` just before the request leaves, and write the task id the moment it comes
+    back. An answer with an error created nothing: the row is given back and the error
+    raised. An answer that never came is settled from the provider's task list once the
+    request's window has closed (`settle_submit`): the task found is resumed, and a
+    submit the service never accepted is sent again, once. A run that finds the row
+    held follows the holder's task instead of submitting.
+
+    Failpoints (`vaceflow.failpoints`), in order: submit.before_lease, submit.before_slot,
+    submit.before_send, submit.sending (marked, not yet sent), submit.before_record,
+    submit.after_record.
     """
     catalog = svc.catalog
     owner = _owner()
-    if not catalog.begin_submit(record.id, owner, SUBMIT_LEASE_SECONDS):
-        return _follow_submitter(svc, catalog.get(record.id))
+    failpoint("submit.before_lease")
+    take_over, unaccepted = True, 0
+    while True:
+        if catalog.begin_submit(record.id, owner, SUBMIT_LEASE_SECONDS, take_over=take_over):
+            done = _send(svc, record.id, owner, staged)
+            if done.task_id is None and done.status is JobStatus.NEW:  # settled: not accepted
+                unaccepted += 1
+                if unaccepted > 1:
+                    raise VaceflowError(
+                        f"job {record.id}: the service accepted neither of two submits whose "
+                        "answers were lost (its task list shows no task for either); nothing "
+                        "was created: run it again"
+                    )
+        else:
+            done = _follow(svc, record.id)
+        if done.task_id is not None:
+            return done
+        take_over = False
+
+
+def _send(svc: Services, job_id: str, owner: str, staged: StagedJob) -> JobRecord:
+    """One submit from a held row: the task's row, or the row as it stands when the
+    request created nothing (lost to another run, or refused before any answer)."""
+    catalog = svc.catalog
+    window = svc.client.submit_window
+    marked = False
+
+    def before_send() -> None:
+        nonlocal marked
+        failpoint("submit.before_send")
+        if not catalog.mark_sending(job_id, owner, window):
+            raise _RowLost
+        marked = True
+        failpoint("submit.sending")
+
     try:
+        failpoint("submit.before_slot")
         svc.budget.acquire("submit")
-    except BaseException as exc:  # nothing was sent yet
-        catalog.abandon_submit(record.id, owner, f"submit not sent: {exc!r}")
+        with sending():
+            try:
+                answer = svc.client.submit(
+                    staged.job, oss_resolve=staged.oss_resolve or None, before_send=before_send
+                )
+            except DashScopeTransportError as exc:
+                if not exc.sent:
+                    raise
+                log.error(
+                    "job %s: no answer to the submit (%s); the service may have it: settling "
+                    "it from the task list once the request's window has closed",
+                    job_id,
+                    exc,
+                )
+            else:
+                failpoint("submit.before_record")
+                done = catalog.record_submitted(job_id, answer.output.task_id, answer.request_id)
+                failpoint("submit.after_record")
+                log.info(
+                    "job %s submitted: task %s (request %s)",
+                    job_id,
+                    answer.output.task_id,
+                    answer.request_id,
+                )
+                return done
+    except _RowLost:
+        log.info("job %s: another run took the submit over before ours left", job_id)
+        return catalog.get(job_id)
+    except (Stopping, VaceflowError) as exc:  # not sent, or answered with an error
+        catalog.abandon_submit(job_id, owner, exc)
         raise
-    try:
-        answer = svc.client.submit(staged.job, oss_resolve=staged.oss_resolve or None)
-    except DashScopeTransportError as exc:
-        if not exc.sent:
-            catalog.abandon_submit(record.id, owner, exc)
-            raise
-        log.error("job %s: no answer to the submit (%s); it may have been accepted", record.id, exc)
-        raise JobUncertain(catalog.get(record.id)) from exc
-    except VaceflowError as exc:  # an answer with an error, or refused before sending
-        catalog.abandon_submit(record.id, owner, exc)
+    except BaseException as exc:  # an interrupt: only a request not yet sent is given back
+        if not marked:
+            catalog.abandon_submit(job_id, owner, f"stopped before sending: {exc!r}")
         raise
-    # Anything else (an interrupt, a termination signal) may have come after the request
-    # left: the row keeps its lease and reads `uncertain` when it runs out.
-    task_id = answer.output.task_id
-    done = catalog.record_submitted(record.id, task_id, answer.request_id)
-    log.info("job %s submitted: task %s (request %s)", record.id, task_id, answer.request_id)
-    return done
+    return settle_submit(svc, job_id)
 
 
 OnStatus = Callable[[TaskStatus, float, int], None]

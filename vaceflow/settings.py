@@ -178,6 +178,16 @@ class Settings(BaseSettings):
     noticed late, and what a whole batch's polling costs (one list call per tick)."""
     catalog_url: str | None = None
     """Any SQLAlchemy URL; default: SQLite in the data folder."""
+    submit_timeout: float = Field(default=30.0, gt=0, le=300)
+    """Seconds the submit request waits for its answer; with its connect, write and
+    pool timeouts (each at most 10 s) it bounds the window in which a lost answer's
+    task can have been created (`vaceflow.reconcile`)."""
+    reconcile: Literal["auto", "off"] = "auto"
+    """auto: a run that meets an uncertain submit settles it from the provider's task
+    list; off: it stops (exit 5) and `vaceflow catalog reconcile` or `resolve` settles it."""
+    reconcile_margin: float = Field(default=10.0, ge=0, le=600)
+    """Seconds added on both sides of a submit's window when reading the task list: the
+    clocks of this machine and the service may differ by this much."""
 
     # --- prices ---------------------------------------------------------------------
     prices: dict[Region, Price] = Field(default_factory=dict)

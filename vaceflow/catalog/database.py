@@ -29,7 +29,7 @@ __all__ = [
 
 BUSY_TIMEOUT_SECONDS = 30.0
 MIGRATIONS = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 """The newest script in `migrations/versions` (a test holds the two together): a
 database already there is opened without importing Alembic, a second per flow run."""
 

@@ -6,29 +6,37 @@ The protocol, in the order a run calls it:
    of the same job get the same row (the identity column is unique; a race on insert
    resolves to one row).
 2. `begin_submit(job_id, owner, lease_seconds)` is a compare-and-set on that row: one
-   `UPDATE ... WHERE status IN ('new', 'staging')`, won when it changed one row. Only
-   the winner submits; everyone else follows the winner's task. No lock of our own,
-   no lock service: the database's row update is the lock, on SQLite and PostgreSQL.
-3. The winner submits, then at once `record_submitted(job_id, task_id, request_id)`
-   (its own committed transaction, before anything else happens), or, when the submit
-   certainly did not reach the service (connection refused, HTTP 4xx),
-   `abandon_submit(job_id, owner, error)`, which makes the row submittable again.
-4. `record_status` for each change the service reports, then `record_output` or
+   `UPDATE ... WHERE` that one caller wins. It takes a row that is `new` or `staging`,
+   and also a row another run left `submitting`: that run has sent nothing, so taking
+   it over is safe at any moment (the holder finds out at step 3). Runs that lost the
+   row to a new one wait for its task id and take the row over only once its lease
+   has run out. No lock of our own, no lock service: the database's row update is the
+   lock, on SQLite and PostgreSQL.
+3. `mark_sending(job_id, owner, window)` is the last compare-and-set before the request
+   leaves, just before the HTTP send: `submitting` -> `sending`, with `sending_at` and
+   `send_until` (by when an answer must have come). A holder that lost the row fails
+   here and sends nothing. From here on the service may have the request.
+4. The sender writes `record_submitted(job_id, task_id, request_id)` at once (its own
+   committed transaction), or, when the service answered with an error (nothing was
+   created), `abandon_submit(job_id, owner, error)`, which makes the row submittable.
+5. `record_status` for each change the service reports, then `record_output` or
    `record_failure`.
 
-The one window no ledger can close: a crash after the service accepted the submit and
-before `record_submitted` committed. Such a row stays `submitting` after its lease
-ends, and is then read as `uncertain` (`JobStatus.UNCERTAIN`, `Catalog.uncertain()`).
-It is NEVER submitted again automatically: the service may be running (and billing)
-it. A person checks the provider's task list (`GET /tasks`, the last 24 h, matched by
-time and model) and then either records the task found (`record_submitted`) or
-decides to pay again (`mark_resubmit`). `mark_resubmit` is also how a task the
-service forgot (UNKNOWN after 24 h) or one that failed with a retryable code
-(InternalError.Algo) gets another go: it clears the task id and keeps the history.
+The window no ledger can close is now the request itself: a crash, or a lost answer,
+between step 3 and step 4. Such a row reads `uncertain` once `send_until` has passed
+(`JobStatus.UNCERTAIN`, `Catalog.uncertain()`). It is never submitted again on a guess:
+`vaceflow.reconcile` reads the provider's task list over the row's window and records
+the one task found (`record_submitted`), or, when the list shows that no task was made,
+`release_unsent` makes the row submittable again. What the list cannot settle waits for
+a person (`vaceflow catalog resolve`). `mark_resubmit` is how a task the service forgot
+(UNKNOWN after 24 h), one that failed with a retryable code (InternalError.Algo), or an
+uncertain one a person decided to pay for again gets another go: it clears the task id
+and keeps the history.
 
-`attempts` counts submissions that may have reached the service: `begin_submit` adds
-one, `abandon_submit` takes it back. Secrets never enter: every URL is stored without
-its query string (`vaceflow.catalog.redact`), and no API key is ever passed in.
+`attempts` counts submit requests that may have reached the service: `mark_sending`
+adds one; `abandon_submit` and `release_unsent` take it back. Secrets never enter:
+every URL is stored without its query string (`vaceflow.catalog.redact`), and no API key
+is ever passed in.
 """
 
 from __future__ import annotations
@@ -273,14 +281,17 @@ class Catalog:
         inputs: Mapping[Role, Sequence[InputRecord]] | None = None,
         expires_at: datetime | None = None,
     ) -> JobRecord:
-        """Inputs being staged (or staged: pass their URLs and when they expire)."""
+        """Inputs being staged (or staged: pass their URLs and when they expire). Too late
+        (CatalogConflict) once a submit request may have left."""
         now = self._clock()
         with self._transaction() as session:
             row = self._row(session, job_id)
-            if JobStatus(row.status) not in SUBMITTABLE_STATUSES:
+            status = JobStatus(row.status)
+            if status not in SUBMITTABLE_STATUSES and status is not JobStatus.SUBMITTING:
                 raise CatalogConflict(f"job {job_id} is {row.status}: too late to stage inputs")
-            entered = row.status != JobStatus.STAGING
-            row.status = JobStatus.STAGING.value
+            entered = status is JobStatus.NEW
+            if entered:  # a `submitting` row stays its holder's until a run takes it over
+                row.status = JobStatus.STAGING.value
             if inputs is not None:
                 row.inputs = _inputs_json(inputs)
             if expires_at is not None:
@@ -290,87 +301,171 @@ class Catalog:
                 self._event(session, row, now, "staging inputs")
             return self._record(row)
 
-    def begin_submit(self, job_id: str, owner: str, lease_seconds: float) -> bool:
-        """Take the right to submit; True for exactly one caller. See the module docstring."""
+    def begin_submit(
+        self, job_id: str, owner: str, lease_seconds: float, *, take_over: bool = True
+    ) -> bool:
+        """Take the right to submit; True for exactly one caller (module docstring, 2).
+
+        `take_over=True` (a run arriving at the submit) also takes a row another run
+        holds but has sent nothing for; `False` (a run that lost the row and waited)
+        only once that holder's lease has run out."""
         now = self._clock()
+        held = and_(JobRow.status == JobStatus.SUBMITTING.value, JobRow.task_id.is_(None))
+        if not take_over:
+            held = and_(
+                held, or_(JobRow.submit_lease_until.is_(None), JobRow.submit_lease_until <= now)
+            )
         with self._transaction() as session:
+            before = self._row(session, job_id)
+            previous = before.submit_owner if before.status == JobStatus.SUBMITTING else None
             won = self._changed(
                 session,
                 update(JobRow)
                 .where(
                     JobRow.id == job_id,
-                    JobRow.status.in_([s.value for s in SUBMITTABLE_STATUSES]),
+                    or_(JobRow.status.in_([s.value for s in SUBMITTABLE_STATUSES]), held),
                 )
                 .values(
                     status=JobStatus.SUBMITTING.value,
                     submit_owner=owner,
                     submit_lease_until=now + timedelta(seconds=lease_seconds),
-                    attempts=JobRow.attempts + 1,
                     updated_at=now,
                 )
                 .execution_options(synchronize_session=False),
             )
-            row = self._row(session, job_id)
             if won:
-                self._event(session, row, now, f"submit lease to {owner} for {lease_seconds:g} s")
+                session.refresh(before)
+                note = f"submit lease to {owner}"
+                if previous and previous != owner:
+                    note += f", taken over from {previous} (it had sent nothing)"
+                self._event(session, before, now, note)
             return won
 
-    def record_submitted(self, job_id: str, task_id: str, request_id: str | None) -> JobRecord:
-        """Write the task id the service returned; call it first, before anything else.
-
-        Idempotent for the same task id; a different task id for a job that already has
-        one raises CatalogConflict (after keeping that id in the job's history).
-        """
+    def mark_sending(self, job_id: str, owner: str, window_seconds: float) -> bool:
+        """The request is about to leave (module docstring, 3): False, and nothing may
+        be sent, when `owner` no longer holds the row. Called again before a resend
+        (after a 429), it moves the window to the new request."""
         now = self._clock()
         with self._transaction() as session:
             row = self._row(session, job_id)
-            if row.task_id == task_id:
-                return self._record(row)
-            if row.task_id is None:
-                row.task_id = task_id
-                row.request_id = request_id
-                row.status = JobStatus.SUBMITTED.value
-                row.service_status = TaskStatus.PENDING.value
-                row.submitted_at = now
-                row.submit_lease_until = None
-                row.error_code = row.error_message = None  # an earlier refusal is history now
-                row.updated_at = now
-                self._event(session, row, now, f"submitted (request {request_id})")
-                return self._record(row)
-            self._event(session, row, now, f"a second task {task_id} was recorded; kept here")
-        raise CatalogConflict(f"job {job_id} already has task {row.task_id}, not {task_id}")
+            if row.submit_owner != owner or row.task_id is not None:
+                return False
+            first = row.status == JobStatus.SUBMITTING
+            if not first and row.status != JobStatus.SENDING:
+                return False
+            row.status = JobStatus.SENDING.value
+            row.sending_at = now
+            row.send_until = now + timedelta(seconds=window_seconds)
+            row.updated_at = now
+            if first:
+                row.attempts += 1
+                self._event(
+                    session,
+                    row,
+                    now,
+                    f"sending the submit request (answer due within {window_seconds:g} s)",
+                )
+            return True
+
+    def record_submitted(
+        self, job_id: str, task_id: str, request_id: str | None, *, note: str | None = None
+    ) -> JobRecord:
+        """Write the task id the service returned; call it first, before anything else.
+
+        Idempotent for the same task id; a different task id for a job that already has
+        one, or a task id another job holds, raises CatalogConflict (after keeping the
+        id in the job's history). `note` says how the id was learnt, when not from the
+        submit's own answer (reconciled from the task list, or given by a person).
+        """
+        now = self._clock()
+        try:
+            with self._transaction() as session:
+                row = self._row(session, job_id)
+                if row.task_id == task_id:
+                    return self._record(row)
+                if row.task_id is None:
+                    row.task_id = task_id
+                    row.request_id = request_id
+                    row.status = JobStatus.SUBMITTED.value
+                    row.service_status = TaskStatus.PENDING.value
+                    row.submitted_at = now
+                    row.submit_lease_until = None
+                    row.error_code = row.error_message = None  # an earlier refusal is history
+                    row.updated_at = now
+                    session.flush()  # the unique task id is checked here
+                    self._event(session, row, now, note or f"submitted (request {request_id})")
+                    return self._record(row)
+                self._event(session, row, now, f"a second task {task_id} was recorded; kept here")
+                held = row.task_id
+        except IntegrityError:
+            owner = self.find(task_id=task_id)
+            raise CatalogConflict(
+                f"task {task_id} belongs to job {owner.id if owner else '?'}, not {job_id}"
+            ) from None
+        raise CatalogConflict(f"job {job_id} already has task {held}, not {task_id}")
 
     def abandon_submit(self, job_id: str, owner: str, error: BaseException | str) -> bool:
-        """Give the submit lease back when the submit certainly did not happen; the row
-        is submittable again. False when `owner` no longer holds it."""
+        """Give the row back when the submit certainly created nothing (not sent, or
+        answered with an error); it is submittable again. False when `owner` no longer
+        holds it."""
         now = self._clock()
         code = getattr(error, "code", None)
         message = redact_text(str(error))
         with self._transaction() as session:
-            released = self._changed(
-                session,
-                update(JobRow)
-                .where(
-                    JobRow.id == job_id,
-                    JobRow.status == JobStatus.SUBMITTING.value,
-                    JobRow.submit_owner == owner,
-                    JobRow.task_id.is_(None),
-                )
-                .values(
-                    status=JobStatus.NEW.value,
-                    submit_owner=None,
-                    submit_lease_until=None,
-                    attempts=JobRow.attempts - 1,
-                    error_code=code if isinstance(code, str) else None,
-                    error_message=message,
-                    updated_at=now,
-                )
-                .execution_options(synchronize_session=False),
-            )
             row = self._row(session, job_id)
-            if released:
-                self._event(session, row, now, f"submit abandoned: {message}")
-            return released
+            if row.submit_owner != owner or row.task_id is not None:
+                return False
+            if row.status == JobStatus.SENDING:
+                row.attempts -= 1
+            elif row.status != JobStatus.SUBMITTING:
+                return False
+            self._reopen(row, now)
+            row.error_code = code if isinstance(code, str) else None
+            row.error_message = message
+            self._event(session, row, now, f"submit abandoned: {message}")
+            return True
+
+    def release_unsent(self, job_id: str, sending_at: datetime, note: str) -> bool:
+        """An uncertain submit the service's task list shows it never accepted: the row
+        is submittable again (once per request: `sending_at` must still be the row's).
+        False when the row moved on meanwhile."""
+        now = self._clock()
+        with self._transaction() as session:
+            row = self._row(session, job_id)
+            if (
+                row.status != JobStatus.SENDING
+                or row.task_id is not None
+                or row.sending_at != sending_at
+            ):
+                return False
+            row.attempts -= 1
+            self._reopen(row, now)
+            self._event(session, row, now, note)
+            return True
+
+    @staticmethod
+    def _reopen(row: JobRow, now: datetime) -> None:
+        row.status = JobStatus.NEW.value
+        row.submit_owner = None
+        row.submit_lease_until = None
+        row.sending_at = None
+        row.send_until = None
+        row.updated_at = now
+
+    def note(self, job_id: str, note: str) -> None:
+        """A line in the job's history that changes nothing else; not repeated when it
+        is the history's last line already."""
+        now = self._clock()
+        with self._transaction() as session:
+            row = self._row(session, job_id)
+            last = session.scalars(
+                select(EventRow.note)
+                .where(EventRow.job_id == job_id)
+                .order_by(EventRow.id.desc())
+                .limit(1)
+            ).first()
+            if last != redact_text(note):
+                self._event(session, row, now, note)
 
     def record_status(self, job_id: str, task: TaskResponse) -> JobRecord:
         """Follow the service's answer for the job's task. One history event per change of
@@ -467,6 +562,8 @@ class Catalog:
                     service_status=None,
                     submit_owner=None,
                     submit_lease_until=None,
+                    sending_at=None,
+                    send_until=None,
                     submitted_at=None,
                     finished_at=None,
                     usage=None,
@@ -610,7 +707,7 @@ class Catalog:
         query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id.desc())
         if status is JobStatus.UNCERTAIN:
             query = query.where(_uncertain_clause(now))
-        elif status is JobStatus.SUBMITTING:
+        elif status is JobStatus.SENDING:
             query = query.where(JobRow.status == status.value, ~_uncertain_clause(now))
         elif status is not None:
             query = query.where(JobRow.status == status.value)
@@ -660,6 +757,7 @@ class Catalog:
             JobStatus.NEW,
             JobStatus.STAGING,
             JobStatus.SUBMITTING,
+            JobStatus.SENDING,
             *_WAITING,
         ]
         query = select(JobRow.inputs).where(JobRow.status.in_([s.value for s in active]))
@@ -673,8 +771,33 @@ class Catalog:
         return used
 
     def uncertain(self) -> list[JobRecord]:
-        """Rows left `submitting` past their lease: a person decides (module docstring)."""
+        """Rows left `sending` past `send_until` with no task id (module docstring)."""
         return self.list_jobs(status=JobStatus.UNCERTAIN, limit=None)
+
+    def unanswered(self) -> list[JobRecord]:
+        """Every row whose submit request may be out there without its task id written:
+        `sending`, in progress or uncertain. Reconciling one must not take the task of
+        another whose window overlaps."""
+        query = select(JobRow).where(
+            JobRow.status == JobStatus.SENDING.value, JobRow.task_id.is_(None)
+        )
+        now = self._clock()
+        with self._transaction() as session:
+            return [JobRecord.from_row(r, now=now) for r in session.scalars(query)]
+
+    def known_task_ids(self, *, since: datetime) -> set[str]:
+        """Every task id a job holds or held (a resubmitted job's earlier tasks live in
+        its history) recorded since `since`: none of them is an unclaimed task."""
+        with self._transaction() as session:
+            held = session.scalars(
+                select(JobRow.task_id).where(
+                    JobRow.task_id.is_not(None), JobRow.updated_at >= since
+                )
+            )
+            earlier = session.scalars(
+                select(EventRow.task_id).where(EventRow.task_id.is_not(None), EventRow.at >= since)
+            )
+            return {t for t in [*held, *earlier] if t}
 
     def median_durations(self, *, since: datetime | None = None) -> dict[str, float]:
         """Median seconds from task id to final, per function, over succeeded jobs."""
@@ -722,7 +845,7 @@ class Catalog:
 
 def _uncertain_clause(now: datetime) -> ColumnElement[bool]:
     return and_(
-        JobRow.status == JobStatus.SUBMITTING.value,
-        JobRow.submit_lease_until.is_not(None),
-        JobRow.submit_lease_until <= now,
+        JobRow.status == JobStatus.SENDING.value,
+        JobRow.task_id.is_(None),
+        or_(JobRow.send_until.is_(None), JobRow.send_until <= now),
     )

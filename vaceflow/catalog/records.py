@@ -71,7 +71,7 @@ class JobEvent(_Record):
 
 class JobRecord(_Record):
     """One job as the catalog knows it. `status` is UNCERTAIN for a row left
-    `submitting` past its lease (computed when read, never stored)."""
+    `sending` past `send_until` without a task id (computed when read, never stored)."""
 
     id: str
     identity: str
@@ -87,6 +87,8 @@ class JobRecord(_Record):
     request_id: str | None = None
     submit_owner: str | None = None
     submit_lease_until: datetime | None = None
+    sending_at: datetime | None = None
+    send_until: datetime | None = None
     attempts: int = 0
     usage: dict[str, Any] | None = None
     cost: float | None = None
@@ -115,8 +117,7 @@ class JobRecord(_Record):
         cls, row: JobRow, *, now: datetime, history: tuple[JobEvent, ...] = ()
     ) -> JobRecord:
         status = JobStatus(row.status)
-        lease = row.submit_lease_until
-        if status is JobStatus.SUBMITTING and lease is not None and lease <= now:
+        if status is JobStatus.SENDING and row.task_id is None and _past(row.send_until, now):
             status = JobStatus.UNCERTAIN
         has_output = row.output_path or row.output_uri
         return cls(
@@ -136,7 +137,9 @@ class JobRecord(_Record):
             task_id=row.task_id,
             request_id=row.request_id,
             submit_owner=row.submit_owner,
-            submit_lease_until=lease,
+            submit_lease_until=row.submit_lease_until,
+            sending_at=row.sending_at,
+            send_until=row.send_until,
             attempts=row.attempts,
             usage=row.usage,
             cost=row.cost,
@@ -160,3 +163,7 @@ class JobRecord(_Record):
             inputs_expire_at=row.inputs_expire_at,
             history=history,
         )
+
+
+def _past(moment: datetime | None, now: datetime) -> bool:
+    return moment is None or moment <= now

@@ -36,10 +36,15 @@ class JobStatus(StrEnum):
     STAGING = "staging"
     """Inputs are being or have been staged; not submitted."""
     SUBMITTING = "submitting"
-    """A worker holds the submit lease; the task id is not known yet."""
+    """A run holds the submit lease and has sent nothing yet: any new run may take it
+    over at once (nothing can have reached the service)."""
+    SENDING = "sending"
+    """The submit request may be on the wire: `sending_at` says when it left,
+    `send_until` by when its answer must have come."""
     UNCERTAIN = "uncertain"
-    """Never stored: a row left `submitting` past its lease. The service may or may not
-    have accepted it; a person decides (see `vaceflow.catalog.ledger`)."""
+    """Never stored: a row left `sending` past `send_until` with no task id. The
+    service may or may not have accepted it: reconciled from its task list
+    (`vaceflow.reconcile`), or settled by a person."""
     SUBMITTED = "submitted"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -119,6 +124,11 @@ class JobRow(Base):
     request_id: Mapped[str | None] = mapped_column(String(64))
     submit_owner: Mapped[str | None] = mapped_column(String(128))
     submit_lease_until: Mapped[datetime | None]
+    """How long other runs leave a `submitting` row to its holder before taking it over."""
+    sending_at: Mapped[datetime | None]
+    """When the (last) submit request was about to leave."""
+    send_until: Mapped[datetime | None]
+    """When that request's answer was due at the latest (its timeouts)."""
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     usage: Mapped[dict[str, Any] | None]
     cost: Mapped[float | None] = mapped_column(Float)

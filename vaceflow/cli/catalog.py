@@ -1,7 +1,9 @@
-"""`vaceflow catalog`: read the job ledger (list, show, export).
+"""`vaceflow catalog`: read the job ledger (list, show, export), and settle uncertain
+submits (reconcile, resolve: `vaceflow.cli.settle`).
 
-Reads only: the ledger is written by runs. The catalog opened is the configured one
-(VACEFLOW_CATALOG_URL, else `catalog.db` in the data folder), migrated on open.
+Otherwise reads only: the ledger is written by runs. The catalog opened is the
+configured one (VACEFLOW_CATALOG_URL, else `catalog.db` in the data folder), migrated
+on open.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from vaceflow.cli import settle
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -103,6 +107,7 @@ def register(app: typer.Typer) -> None:
         no_args_is_help=True,
     )
     app.add_typer(catalog_app, name="catalog")
+    settle.register(catalog_app)
 
     @catalog_app.command("list")
     def list_jobs(
