@@ -15,6 +15,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -119,6 +120,15 @@ def _workers_of(api_url: str, flow_run_ids: set[UUID]) -> dict[str, set[UUID]]:
         time.sleep(1.0)
 
 
+def _start_times(api_url: str, flow_run_ids: set[UUID]) -> list[float]:
+    """When each flow run started running (epoch seconds), from the server."""
+    times = []
+    for run_id in flow_run_ids:
+        run = httpx.get(f"{api_url}/flow_runs/{run_id}", timeout=30).raise_for_status().json()
+        times.append(datetime.fromisoformat(run["start_time"]).timestamp())
+    return times
+
+
 def _peak_in_flight(tasks: list[dict[str, Any]]) -> int:
     """Most tasks submitted and not yet ended at one moment, from the emulator's times."""
     edges = sorted([(t["submit_time"], 1) for t in tasks] + [(t["end_time"], -1) for t in tasks])
@@ -204,6 +214,7 @@ def test_a_worker_killed_mid_batch_costs_no_second_submission(
             time.sleep(0.2)
         paid = {r.id: r.task_id for r in _rows(team_stack, tag) if r.task_id}
         assert team_stack.kill_worker("worker-1", hard=True)
+        killed_at = time.time()
     finally:
         runner.join(timeout=900)
         team_stack.revive()  # worker-1 too, for whatever runs next
@@ -219,3 +230,8 @@ def test_a_worker_killed_mid_batch_costs_no_second_submission(
     assert {r.id: r.task_id for r in rows if r.id in paid} == paid  # resumed, not paid again
     reruns = {o.flow_run_ids[-1] for o in outcomes if o.index in rerun}
     assert {name for name, runs in _workers_of(pool_api, reruns).items() if runs} == {"worker-2"}
+    started = _start_times(pool_api, reruns)
+    print(
+        f"worker-1 killed: its {len(reruns)} job(s) running again on worker-2 after "
+        f"{min(started) - killed_at:.0f}-{max(started) - killed_at:.0f} s"
+    )
