@@ -345,7 +345,7 @@ def _send(svc: Services, job_id: str, owner: str, staged: StagedJob) -> JobRecor
     request created nothing (lost to another run, or refused before any answer)."""
     catalog = svc.catalog
     window = svc.client.submit_window
-    marked = False
+    marked = answered = False
 
     def before_send() -> None:
         nonlocal marked
@@ -373,6 +373,7 @@ def _send(svc: Services, job_id: str, owner: str, staged: StagedJob) -> JobRecor
                     exc,
                 )
             else:
+                answered = True
                 failpoint("submit.before_record")
                 done = catalog.record_submitted(job_id, answer.output.task_id, answer.request_id)
                 failpoint("submit.after_record")
@@ -386,8 +387,9 @@ def _send(svc: Services, job_id: str, owner: str, staged: StagedJob) -> JobRecor
     except _RowLost:
         log.info("job %s: another run took the submit over before ours left", job_id)
         return catalog.get(job_id)
-    except (Stopping, VaceflowError) as exc:  # not sent, or answered with an error
-        catalog.abandon_submit(job_id, owner, exc)
+    except (Stopping, VaceflowError) as exc:
+        if not answered:  # not sent, or answered with an error: nothing was created
+            catalog.abandon_submit(job_id, owner, exc)
         raise
     except BaseException as exc:  # an interrupt: only a request not yet sent is given back
         if not marked:

@@ -253,5 +253,5 @@ def _created(item: TaskListItem) -> datetime | None:
 
 def _describe(item: TaskListItem) -> str:
     created = _created(item)
-    when = f" created {created:%H:%M:%S.%f}"[:-3] + " UTC" if created else ""
+    when = f" created {created:%H:%M:%S} UTC" if created else ""
     return f"{item.task_id} ({item.status.value}{when})"

@@ -114,7 +114,6 @@ def register(catalog_app: typer.Typer) -> None:
                 raise typer.Exit(1)
             try:
                 if task_id is not None:
-                    request_id = None
                     try:
                         task = svc.client.get(task_id)
                     except DashScopeError as exc:
@@ -127,9 +126,8 @@ def register(catalog_app: typer.Typer) -> None:
                             err=True,
                         )
                         raise typer.Exit(1)
-                    request_id = task.request_id
                     svc.catalog.record_submitted(
-                        job_id, task_id, request_id, note=f"resolved by hand: task {task_id}"
+                        job_id, task_id, None, note=f"resolved by hand: task {task_id}"
                     )
                     typer.echo(f"{job_id}: task {task_id} recorded; the next run resumes it")
                 else:
