@@ -13,11 +13,12 @@ through `Settings.pricing`.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -28,7 +29,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from vaceflow.regions import Region, parse_region
 
@@ -178,6 +179,28 @@ class Settings(BaseSettings):
     noticed late, and what a whole batch's polling costs (one list call per tick)."""
     catalog_url: str | None = None
     """Any SQLAlchemy URL; default: SQLite in the data folder."""
+
+    # --- trust: what a job from outside may read (vaceflow.trust) ---------------------
+    allowed_roots: Annotated[tuple[Path, ...], NoDecode] = ()
+    """Folders whose files jobs from intake, deployments and the UI may read (comma-
+    separated); an intake's own folder is always allowed to its own files."""
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    """Internal http(s) hosts such jobs may fetch from: names, `*.domain`, IPs or networks."""
+    allowed_s3: Annotated[tuple[str, ...], NoDecode] = ()
+    """s3://bucket/prefix/ such jobs may read, beyond the staging bucket's inputs prefix."""
+    job_file_max_bytes: int = Field(default=1024 * 1024, ge=1)
+    job_file_max_bodies: int = Field(default=100, ge=1)
+
+    @field_validator("allowed_roots", "allowed_hosts", "allowed_s3", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        """`a,b` as well as a JSON list: one variable names several."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     # --- prices ---------------------------------------------------------------------
     prices: dict[Region, Price] = Field(default_factory=dict)
