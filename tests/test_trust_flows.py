@@ -237,3 +237,28 @@ def _run_log(client: Any, run_id: Any) -> str:
 
     logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
     return "\n".join(str(entry.message) for entry in logs)
+
+
+def test_long_video_reads_its_own_clips_under_an_outsiders_policy(
+    vace_env: MakeEnv, media: MediaFactory
+) -> None:
+    """As a deployment's run applies it: only the first frame's folder is shared, and the
+    segments' tail clips (in the data folder) are read because long_video made them."""
+    from flows.long_video import long_video
+    from tasks.trust import policy_scope
+    from vaceflow.errors import InputNotAllowed
+    from vaceflow.settings import Settings
+    from vaceflow.trust import TrustPolicy
+
+    env = vace_env(latency=0.2)
+    start = media.image(width=640, height=360, name="trust-long-start")
+    owners = TrustPolicy.from_settings(Settings.load())
+
+    with policy_scope(owners), pytest.raises(InputNotAllowed, match="outside the folders"):
+        long_video(prompt="a boat", segments=2, first_frame=str(start))
+    assert env.submissions() == 0
+
+    with policy_scope(owners.allowing(start.parent)):
+        joined = long_video(prompt="a boat", segments=2, first_frame=str(start))
+    assert joined.output is not None
+    assert env.submissions() == 2

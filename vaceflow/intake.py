@@ -37,6 +37,7 @@ from pydantic import BaseModel
 from vaceflow.catalog.redact import redact_text
 from vaceflow.errors import InputNotAllowed, StorageError
 from vaceflow.settings import Settings
+from vaceflow.trust import MAX_JOB_FILE_BYTES
 
 __all__ = [
     "DONE",
@@ -163,7 +164,7 @@ class FolderIntake:
     """A local folder; claims are atomic renames (one filesystem). A claim reads at most
     `max_bytes` + 1 bytes: enough to refuse a file that is too big."""
 
-    def __init__(self, root: Path, max_bytes: int = 1 << 20) -> None:
+    def __init__(self, root: Path, max_bytes: int = MAX_JOB_FILE_BYTES) -> None:
         self.root = root.expanduser().resolve()
         self.max_bytes = max_bytes
 
@@ -240,7 +241,9 @@ def _free_name(folder: Path, name: str) -> Path:
 class S3Intake:
     """An S3 prefix (`s3://bucket/prefix/`) through the core's S3 client."""
 
-    def __init__(self, client: Any, bucket: str, prefix: str, max_bytes: int = 1 << 20) -> None:
+    def __init__(
+        self, client: Any, bucket: str, prefix: str, max_bytes: int = MAX_JOB_FILE_BYTES
+    ) -> None:
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")

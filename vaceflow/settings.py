@@ -32,6 +32,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from vaceflow.regions import Region, parse_region
+from vaceflow.trust import MAX_JOB_FILE_BODIES, MAX_JOB_FILE_BYTES
 
 __all__ = ["DEFAULT_PRICES", "Price", "Pricing", "Settings", "data_dir", "env_file"]
 
@@ -188,8 +189,8 @@ class Settings(BaseSettings):
     """Internal http(s) hosts such jobs may fetch from: names, `*.domain`, IPs or networks."""
     allowed_s3: Annotated[tuple[str, ...], NoDecode] = ()
     """s3://bucket/prefix/ such jobs may read, beyond the staging bucket's inputs prefix."""
-    job_file_max_bytes: int = Field(default=1024 * 1024, ge=1)
-    job_file_max_bodies: int = Field(default=100, ge=1)
+    job_file_max_bytes: int = Field(default=MAX_JOB_FILE_BYTES, ge=1)
+    job_file_max_bodies: int = Field(default=MAX_JOB_FILE_BODIES, ge=1)
 
     @field_validator("allowed_roots", "allowed_hosts", "allowed_s3", mode="before")
     @classmethod

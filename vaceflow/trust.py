@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from vaceflow.settings import Settings
 
 __all__ = [
+    "MAX_JOB_FILE_BODIES",
+    "MAX_JOB_FILE_BYTES",
     "ROOTS",
     "TRUST_SETTINGS",
     "IPAddress",
@@ -61,6 +63,8 @@ ROOTS, HOSTS, S3 = "VACEFLOW_ALLOWED_ROOTS", "VACEFLOW_ALLOWED_HOSTS", "VACEFLOW
 JOB_FILE_BYTES, JOB_FILE_BODIES = "VACEFLOW_JOB_FILE_MAX_BYTES", "VACEFLOW_JOB_FILE_MAX_BODIES"
 TRUST_SETTINGS = (ROOTS, HOSTS, S3, JOB_FILE_BYTES, JOB_FILE_BODIES)
 """The variables saying what other people's jobs may read: a stack hands them to its workers."""
+MAX_JOB_FILE_BYTES, MAX_JOB_FILE_BODIES = 1 << 20, 100
+"""A job file's bounds unless the settings say otherwise."""
 
 _LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa")
 
@@ -154,8 +158,8 @@ class TrustPolicy(BaseModel):
     """Names (`media.lan`, `*.corp.example`), addresses or networks trusted over http(s)."""
     s3: tuple[str, ...] = ()
     """`bucket` or `bucket/prefix` that s3:// inputs may come from."""
-    job_file_bytes: int = 1024 * 1024
-    job_file_bodies: int = 100
+    job_file_bytes: int = MAX_JOB_FILE_BYTES
+    job_file_bodies: int = MAX_JOB_FILE_BODIES
 
     @classmethod
     def open(cls) -> TrustPolicy:
