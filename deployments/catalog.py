@@ -18,7 +18,7 @@ from prefect.events import DeploymentEventTrigger
 from deployments.downstream import succeeded_trigger
 from flows.watch import WATCH_INTERVAL_SECONDS
 
-__all__ = ["DEPLOYMENTS", "DeploymentSpec", "deployments"]
+__all__ = ["DEPLOYMENTS", "TRUST_NOTE", "DeploymentSpec", "deployments"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ class DeploymentSpec:
     interval: float | None = None
     """Seconds between scheduled runs (a deployment's schedule can be changed in the UI)."""
     triggers: tuple[DeploymentEventTrigger, ...] = field(default=())
+    reads_inputs: bool = True
+    """Its runs read media: the description says what they may read."""
 
     @property
     def module(self) -> str:
@@ -51,7 +53,9 @@ class DeploymentSpec:
         """Keyword arguments shared by `Flow.to_deployment` and `Flow.deploy`."""
         return {
             "name": self.name,
-            "description": self.description,
+            "description": f"{self.description} {TRUST_NOTE}"
+            if self.reads_inputs
+            else self.description,
             "tags": list(self.tags),
             "cron": self.cron,
             "interval": self.interval,
@@ -60,6 +64,12 @@ class DeploymentSpec:
 
 
 _FUNCTIONS = "flows/functions.py"
+
+TRUST_NOTE = (
+    "Its runs read only what the worker's settings allow (vaceflow.trust): local files in "
+    "VACEFLOW_ALLOWED_ROOTS, http(s) from public hosts or VACEFLOW_ALLOWED_HOSTS, s3:// "
+    "from the staging inputs prefix or VACEFLOW_ALLOWED_S3; `vaceflow doctor` shows them."
+)
 
 DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
     DeploymentSpec(
@@ -122,6 +132,7 @@ DEPLOYMENTS: tuple[DeploymentSpec, ...] = (
         "Example downstream step: runs when any vaceflow job succeeds.",
         ("vaceflow", "downstream"),
         triggers=(succeeded_trigger(),),
+        reads_inputs=False,
     ),
 )
 

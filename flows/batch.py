@@ -19,7 +19,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from flows.job import vace_job
-from tasks.runtime import ensure_limits, server_configured
+from tasks.runtime import ensure_limits, server_configured, services
+from tasks.trust import policy_scope, run_policy
 from vaceflow.jobs import Job
 from vaceflow.limits import ACCOUNT
 from vaceflow.shutdown import install as hold_stops_while_submitting
@@ -119,9 +120,11 @@ def vace_batch(
     hold_stops_while_submitting()  # the jobs' threads submit; signals land in this one
     if server_configured():
         ensure_limits(in_flight=max_in_flight)
-    futures = [
-        _run_one.submit(i, job, fresh, timeout_minutes, max_in_flight) for i, job in enumerate(jobs)
-    ]
+    with policy_scope(run_policy(services().settings)):  # the jobs' subflows inherit it
+        futures = [
+            _run_one.submit(i, job, fresh, timeout_minutes, max_in_flight)
+            for i, job in enumerate(jobs)
+        ]
     outcomes = [f.result() for f in futures]
     rows: list[dict[str, Any]] = [o.model_dump() for o in outcomes]
     ok = sum(o.ok for o in outcomes)

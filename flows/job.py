@@ -20,6 +20,7 @@ from tasks.record import mark_resubmit, record, record_failure
 from tasks.runtime import in_flight_slot, services
 from tasks.stage import stage
 from tasks.submit import submit
+from tasks.trust import run_policy
 from tasks.wait import wait
 from vaceflow.catalog import JobRecord
 from vaceflow.errors import (
@@ -48,10 +49,11 @@ def run_job(
     max_in_flight: int = ACCOUNT.concurrent_tasks,
     parent_id: str | None = None,
 ) -> JobRecord:
-    """The pipeline, as every flow runs it. Called inside a flow."""
+    """The pipeline, as every flow runs it. Called inside a flow; its inputs are read
+    under the run's trust policy (`tasks.trust`)."""
     hold_stops_while_submitting()
     logger = get_run_logger()
-    prepared = prepare_inputs(spec)
+    prepared = prepare_inputs(spec, run_policy(services().settings))
     for warning in prepared.warnings:
         logger.warning(warning)
     claimed = claim(prepared, fresh=fresh, parent_id=parent_id)

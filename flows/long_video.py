@@ -23,6 +23,7 @@ from pydantic import Field
 from flows.functions import Media
 from flows.job import vace_job
 from tasks.runtime import services
+from tasks.trust import policy_scope, run_policy
 from vaceflow.catalog import JobRecord
 from vaceflow.catalog.records import InputRecord, OutputRecord
 from vaceflow.errors import JobInvalid, MediaError
@@ -157,18 +158,21 @@ def long_video(
     start = {"first_frame": first_frame} if first_frame else {"first_clip": first_clip}
     records: list[JobRecord] = []
     overlaps = [0]
+    given = policy = run_policy(services().settings)  # the caller's inputs, then our clips
     for text in prompts:
         options = {"prompt": text, "seed": seed, "prompt_extend": prompt_extend}
         options |= {"watermark": watermark, **start}
         job = build_job(JobSpec.from_options(Function.VIDEO_EXTENSION, options))
         parent = records[-1].id if records else None
-        records.append(
-            vace_job(job, fresh=fresh, timeout_minutes=timeout_minutes, parent_id=parent)
-        )
+        with policy_scope(policy):
+            records.append(
+                vace_job(job, fresh=fresh, timeout_minutes=timeout_minutes, parent_id=parent)
+            )
         if len(records) < len(prompts):
             clip = cut_tail(records[-1], clip_seconds)
             overlaps.append(overlap_frames(clip))
             start = {"first_clip": str(clip)}
+            policy = given.allowing(clip)
     joined = join(records, overlaps, prompts)
     print(f"long video {joined.id}: {joined.output.path if joined.output else '?'}")
     return joined

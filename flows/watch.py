@@ -8,6 +8,13 @@ its bodies as `vace_job` subflows and files it under done/ or failed/ with a
 catalog's job identity decides, not the file (`vaceflow.intake` explains the moves).
 A claim left in processing/ by a watcher that died is taken over once it is older
 than `reclaim_after_minutes`.
+
+The files are someone else's: their inputs may come only from the intake itself and
+what the owner's settings allow (`vaceflow.trust`), however the watch was started. A
+file that breaks that policy, or is too big, goes to failed/ with the refusal (which
+input, which rule, how to allow it) and nothing of it is fetched or run. A run that a
+deployment started may watch only the inbox or a folder (or S3 prefix) the settings
+allow.
 """
 
 from __future__ import annotations
@@ -24,9 +31,12 @@ from pydantic import Field
 
 from flows.job import vace_job
 from tasks.runtime import ensure_limits, server_configured, services
+from tasks.trust import policy_scope, run_policy
 from vaceflow.errors import VaceflowError
-from vaceflow.intake import FileResult, Intake, JobResult, open_intake, parse_job_file, safe_error
+from vaceflow.intake import FileResult, Intake, JobResult, Refusal, open_intake, safe_error
+from vaceflow.jobfile import parse_job_file
 from vaceflow.limits import ACCOUNT
+from vaceflow.trust import TrustPolicy
 
 __all__ = ["WATCH_INTERVAL_SECONDS", "WATCH_PARAMETER", "watch"]
 
@@ -38,10 +48,15 @@ WATCH_PARAMETER = "source"
 
 @task(name="intake-file", task_run_name="{name}", cache_policy=NO_CACHE)
 def intake_file(
-    intake: Intake, name: str, timeout_minutes: float, max_in_flight: int, stale: bool = False
+    intake: Intake,
+    name: str,
+    policy: TrustPolicy,
+    timeout_minutes: float,
+    max_in_flight: int,
+    stale: bool = False,
 ) -> FileResult | None:
-    """Claim (or take over a `stale` claim), run and file one job file; None when
-    another watcher has it."""
+    """Claim (or take over a `stale` claim), check, run and file one job file; None
+    when another watcher has it. Its jobs read their inputs under `policy`."""
     logger = get_run_logger()
     data = intake.reclaim(name) if stale else intake.claim(name)
     if data is None:
@@ -50,11 +65,12 @@ def intake_file(
     if stale:
         logger.warning("%s: taking over a claim its watcher left unfinished", name)
     try:
-        jobs = parse_job_file(name, data, intake.base)
+        jobs = parse_job_file(name, data, intake.base, policy)
     except VaceflowError as exc:
-        result = FileResult.of(name, [], error=str(exc))
+        result = FileResult.of(name, [], error=exc)
     else:
-        outcomes = [_run(i, job, timeout_minutes, max_in_flight) for i, job in enumerate(jobs)]
+        with policy_scope(policy):
+            outcomes = [_run(i, job, timeout_minutes, max_in_flight) for i, job in enumerate(jobs)]
         result = FileResult.of(name, outcomes)
     moved = intake.finish(name, result)
     logger.info("%s: %s -> %s", name, result.status, moved)
@@ -65,7 +81,9 @@ def _run(index: int, job: Any, timeout_minutes: float, max_in_flight: int) -> Jo
     try:
         record = vace_job(job, timeout_minutes=timeout_minutes, max_in_flight=max_in_flight)
     except Exception as exc:  # reported in the sidecar; the other bodies go on
-        return JobResult(index=index, status="failed", error=safe_error(str(exc)))
+        return JobResult(
+            index=index, status="failed", error=safe_error(str(exc)), refusal=Refusal.of(exc)
+        )
     out = record.output
     return JobResult(
         index=index,
@@ -80,6 +98,13 @@ def _run_name() -> str:
     from prefect.runtime import flow_run
 
     return f"watch {flow_run.parameters.get('source') or 'inbox'}"
+
+
+def _check_source(source: str, policy: TrustPolicy) -> None:
+    if source.startswith("s3://"):
+        policy.check_s3(source.rstrip("/") + "/", name="source")
+    else:
+        policy.check_path(source, name="source")
 
 
 def default_inbox() -> Path:
@@ -108,7 +133,10 @@ def watch(
 
     Args:
         source: A local folder or s3://bucket/prefix/ where job files arrive
-            (default: `inbox/` in the vaceflow data folder).
+            (default: `inbox/` in the vaceflow data folder). A deployment's run may
+            watch only a folder in VACEFLOW_ALLOWED_ROOTS or a prefix in
+            VACEFLOW_ALLOWED_S3; the files' inputs may come from the source itself
+            and what those settings (and VACEFLOW_ALLOWED_HOSTS) allow.
         max_files: Files taken per run; the rest wait for the next.
         timeout_minutes: Per job: stop waiting after this long (the file goes to
             failed/; dropping it again resumes the same task without paying).
@@ -119,14 +147,20 @@ def watch(
     """
     if server_configured():
         ensure_limits(in_flight=max_in_flight)
-    source = source or str(default_inbox())
-    intake = open_intake(source, services().settings)
+    settings = services().settings
+    if source is None:
+        source = str(default_inbox())
+    else:  # typed in a form, maybe: the folder itself must be one its user may read
+        _check_source(source, run_policy(settings))
+    intake = open_intake(source, settings)
+    policy = TrustPolicy.from_settings(settings).allowing(intake.base)
     names = intake.pending()[:max_files]
     left_over = intake.stale(timedelta(minutes=reclaim_after_minutes or 2 * timeout_minutes))
     stale = [n for n in left_over if n not in names][: max(0, max_files - len(names))]
-    futures = [intake_file.submit(intake, n, timeout_minutes, max_in_flight) for n in names]
+    futures = [intake_file.submit(intake, n, policy, timeout_minutes, max_in_flight) for n in names]
     futures += [
-        intake_file.submit(intake, n, timeout_minutes, max_in_flight, stale=True) for n in stale
+        intake_file.submit(intake, n, policy, timeout_minutes, max_in_flight, stale=True)
+        for n in stale
     ]
     results = [r for f in futures if (r := f.result()) is not None]
     if results:

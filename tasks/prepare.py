@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from vaceflow.errors import InputRefused, JobInvalid, MediaError
 from vaceflow.media.prepare import PreparedJob, prepare
 from vaceflow.media.spec import JobSpec
+from vaceflow.trust import TrustPolicy
 
 __all__ = ["prepare_inputs"]
 
@@ -35,6 +36,7 @@ def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
     retry_condition_fn=_worth_retrying,
     cache_policy=NO_CACHE,
 )
-def prepare_inputs(spec: JobSpec) -> PreparedJob:
-    """Conformed files are cached by content in the data folder, so a retry is cheap."""
-    return prepare(spec)
+def prepare_inputs(spec: JobSpec, policy: TrustPolicy) -> PreparedJob:
+    """Conformed files are cached by content in the data folder, so a retry is cheap.
+    `policy`: what this run may read (`tasks.trust.run_policy`)."""
+    return prepare(spec, policy=policy)

@@ -59,11 +59,17 @@ def wait_for_deployment(api: str, name: str, proc: subprocess.Popen[bytes], log:
 
 @pytest.fixture
 def served(
-    vace_env: Callable[..., VaceEnv], tmp_path: Path, request: pytest.FixtureRequest
+    vace_env: Callable[..., VaceEnv],
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[tuple[VaceEnv, str]]:
     """(the test's VaceEnv, the Prefect API URL) with `vaceflow serve` running; the
-    emulator's config may come as the fixture's parameter (`indirect=True`)."""
+    emulator's config may come as the fixture's parameter (`indirect=True`). Its runs
+    may read local files in the session's temporary folder (VACEFLOW_ALLOWED_ROOTS),
+    as an owner would share a media folder."""
     env = vace_env(**({"latency": 0.2} | getattr(request, "param", {})))
+    env.env["VACEFLOW_ALLOWED_ROOTS"] = str(tmp_path_factory.getbasetemp())
     api = env.env["PREFECT_API_URL"]
     log = tmp_path / "serve.log"
     with log.open("wb") as out:

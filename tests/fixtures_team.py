@@ -106,6 +106,8 @@ def team_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamStack]:
     }
     data = tmp_path_factory.mktemp("team") / "data"
     env["VACEFLOW_DATA_DIR"] = str(data)
+    # The workers run jobs from the API: they may read the session's test media.
+    env["VACEFLOW_ALLOWED_ROOTS"] = str(tmp_path_factory.getbasetemp())
     started = vaceflow_cli(
         ["dev", "up", "--team", "--workers", str(WORKERS), "--timeout", "180"], env
     )

@@ -95,11 +95,12 @@ def test_a_broken_file_goes_to_failed_with_the_reason(
         yaml.safe_dump({"input": {"function": "video_outpainting", "prompt": "no video"}})
     )
     narrow = media.image(width=300, height=3000, name="narrow")
+    (inbox / "narrow.png").write_bytes(narrow.read_bytes())  # the inbox's own file
     refused = {
         "input": {
             "function": "image_reference",
             "prompt": "narrow",
-            "ref_images_url": [str(narrow)],
+            "ref_images_url": ["narrow.png"],
         }
     }
     (inbox / "refused.json").write_text(json.dumps(refused))
@@ -116,7 +117,7 @@ def test_a_broken_file_goes_to_failed_with_the_reason(
     [job] = _sidecar(inbox / "failed" / "refused.json")["jobs"]
     assert job["status"] == "failed"
     assert "300x3000 cannot fit" in job["error"]
-    assert sorted(p.name for p in inbox.iterdir() if p.is_file()) == ["clip.mp4"]
+    assert sorted(p.name for p in inbox.iterdir() if p.is_file()) == ["clip.mp4", "narrow.png"]
     assert env.submissions() == 0
 
 

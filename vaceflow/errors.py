@@ -6,6 +6,7 @@
     ├── BudgetExceeded             the estimated cost is over the budget given (no spend)
     ├── MediaError                 an input cannot be read or conformed
     │   └── InputRefused           an input breaks a rule it cannot be conformed to
+    │       └── InputNotAllowed    the trust policy forbids reading it (vaceflow.trust)
     ├── StorageError               staging or publishing on S3 / temporary storage failed
     ├── StackError                 the local dev stack (SeaweedFS, emulator) would not start
     ├── DashScopeError             the HTTP call failed: status, code, message, request_id
@@ -38,6 +39,7 @@ __all__ = [
     "DashScopeError",
     "DashScopeTransportError",
     "DownloadFailed",
+    "InputNotAllowed",
     "InputRefused",
     "JobInvalid",
     "MediaError",
@@ -134,6 +136,16 @@ class InputRefused(MediaError):
     def __init__(self, message: str, *, input_name: str | None = None, rule: str) -> None:
         super().__init__(message, input_name=input_name)
         self.rule = rule
+
+
+class InputNotAllowed(InputRefused):
+    """An input the trust policy does not let this run read: nothing was fetched.
+
+    `allow` says how the owner would allow it (the one setting to change)."""
+
+    def __init__(self, message: str, *, input_name: str | None, rule: str, allow: str) -> None:
+        super().__init__(f"{message}; to allow it, {allow}", input_name=input_name, rule=rule)
+        self.allow = allow
 
 
 class StorageError(VaceflowError):

@@ -2,7 +2,8 @@
 
 A job file is YAML or JSON holding one request body in the API's own shape, or a list
 of them; media references may be URLs, s3:// URIs or paths (relative ones are read
-from the intake's own root). A file's life:
+from the intake's own root). Its author is someone else: `vaceflow.jobfile` bounds it
+and holds its references to the trust policy. A file's life:
 
     <root>/name.yaml  --claim-->  processing/name.yaml  --finish-->  done/ or failed/
                                                                     + name.yaml.result.json
@@ -30,15 +31,13 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-import yaml
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from vaceflow.catalog.redact import redact_text
-from vaceflow.errors import JobInvalid, StorageError, describe_validation_error
-from vaceflow.jobs import Job, parse_job
-from vaceflow.limits import Role
+from vaceflow.errors import InputNotAllowed, StorageError
 from vaceflow.settings import Settings
+from vaceflow.trust import MAX_JOB_FILE_BYTES
 
 __all__ = [
     "DONE",
@@ -50,18 +49,31 @@ __all__ = [
     "FolderIntake",
     "Intake",
     "JobResult",
+    "Refusal",
     "S3Intake",
     "is_job_file",
     "open_intake",
-    "parse_job_file",
     "safe_error",
 ]
 
 JOB_SUFFIXES = (".json", ".yaml", ".yml")
 RESULT_SUFFIX = ".result.json"
 PROCESSING, DONE, FAILED = "processing", "done", "failed"
-_MEDIA_FIELDS = frozenset(role.api_field for role in Role)
 _ERROR_CHARS = 500
+
+
+class Refusal(BaseModel):
+    """Why the trust policy refused an input: which one, the rule, how to allow it."""
+
+    input: str | None
+    rule: str
+    allow: str
+
+    @classmethod
+    def of(cls, exc: BaseException) -> Refusal | None:
+        if not isinstance(exc, InputNotAllowed):
+            return None
+        return cls(input=exc.input_name, rule=exc.rule, allow=exc.allow)
 
 
 class JobResult(BaseModel):
@@ -72,6 +84,7 @@ class JobResult(BaseModel):
     status: str
     output: str | None = None
     error: str | None = None
+    refusal: Refusal | None = None
 
 
 class FileResult(BaseModel):
@@ -83,17 +96,22 @@ class FileResult(BaseModel):
     finished_at: datetime
     jobs: list[JobResult] = []
     error: str | None = None
-    """Why the file itself was refused (unreadable, not a job body)."""
+    """Why the file itself was refused (unreadable, not a job body, not allowed)."""
+    refusal: Refusal | None = None
+    """When the trust policy refused it: nothing of the file was fetched or run."""
 
     @classmethod
-    def of(cls, name: str, jobs: list[JobResult], error: str | None = None) -> FileResult:
+    def of(
+        cls, name: str, jobs: list[JobResult], error: BaseException | str | None = None
+    ) -> FileResult:
         ok = error is None and bool(jobs) and all(j.status == "succeeded" for j in jobs)
         return cls(
             file=name,
             status="done" if ok else "failed",
             finished_at=datetime.now(UTC),
             jobs=jobs,
-            error=safe_error(error) if error else None,
+            error=safe_error(str(error)) if error else None,
+            refusal=Refusal.of(error) if isinstance(error, BaseException) else None,
         )
 
 
@@ -104,45 +122,6 @@ def safe_error(message: str) -> str:
 
 def is_job_file(name: str) -> bool:
     return name.lower().endswith(JOB_SUFFIXES) and not name.endswith(RESULT_SUFFIX)
-
-
-def parse_job_file(name: str, data: bytes, base: str) -> list[Job]:
-    """The jobs of one file; JobInvalid naming the file (and body) when any is invalid:
-    a file runs whole or not at all.
-
-    Relative media paths are taken from `base` (a folder or an s3:// prefix).
-    """
-    try:
-        loaded = yaml.safe_load(data)  # JSON job files are YAML too
-    except yaml.YAMLError as exc:
-        raise JobInvalid(f"{name}: not YAML or JSON ({exc})") from exc
-    bodies = loaded if isinstance(loaded, list) else [loaded]
-    if not bodies or not all(isinstance(b, dict) for b in bodies):
-        raise JobInvalid(f"{name}: expected a request body (a mapping) or a list of them")
-    jobs: list[Job] = []
-    for index, body in enumerate(bodies):
-        where = f"{name}" if len(bodies) == 1 else f"{name} body {index}"
-        try:
-            jobs.append(parse_job(_resolve_media(body, base)))
-        except ValidationError as exc:
-            raise JobInvalid(f"{where}: {describe_validation_error(exc)}") from exc
-    return jobs
-
-
-def _resolve_media(body: dict[str, Any], base: str) -> dict[str, Any]:
-    given = body.get("input")
-    if not isinstance(given, dict):
-        return body
-    resolved = {k: _resolve(v, base) if k in _MEDIA_FIELDS else v for k, v in given.items()}
-    return body | {"input": resolved}
-
-
-def _resolve(ref: Any, base: str) -> Any:
-    if isinstance(ref, list):
-        return [_resolve(r, base) for r in ref]
-    if not isinstance(ref, str) or not ref or urlsplit(ref).scheme or os.path.isabs(ref):
-        return ref
-    return f"{base.rstrip('/')}/{ref}"
 
 
 class Intake(Protocol):
@@ -182,10 +161,12 @@ def _sidecar(result: FileResult) -> bytes:
 
 
 class FolderIntake:
-    """A local folder; claims are atomic renames (one filesystem)."""
+    """A local folder; claims are atomic renames (one filesystem). A claim reads at most
+    `max_bytes` + 1 bytes: enough to refuse a file that is too big."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, max_bytes: int = MAX_JOB_FILE_BYTES) -> None:
         self.root = root.expanduser().resolve()
+        self.max_bytes = max_bytes
 
     @property
     def base(self) -> str:
@@ -207,7 +188,7 @@ class FolderIntake:
         except FileNotFoundError:
             return None
         os.utime(target)  # the claim's age, not the file's
-        return target.read_bytes()
+        return self._read(target)
 
     def stale(self, older_than: timedelta) -> list[str]:
         folder = self.root / PROCESSING
@@ -229,7 +210,11 @@ class FolderIntake:
             return None
         os.utime(taken)
         os.rename(taken, claimed)
-        return claimed.read_bytes()
+        return self._read(claimed)
+
+    def _read(self, path: Path) -> bytes:
+        with path.open("rb") as f:
+            return f.read(self.max_bytes + 1)
 
     def finish(self, name: str, result: FileResult) -> str:
         folder = self.root / result.status
@@ -256,10 +241,13 @@ def _free_name(folder: Path, name: str) -> Path:
 class S3Intake:
     """An S3 prefix (`s3://bucket/prefix/`) through the core's S3 client."""
 
-    def __init__(self, client: Any, bucket: str, prefix: str) -> None:
+    def __init__(
+        self, client: Any, bucket: str, prefix: str, max_bytes: int = MAX_JOB_FILE_BYTES
+    ) -> None:
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
+        self.max_bytes = max_bytes
 
     @classmethod
     def from_uri(cls, uri: str, settings: Settings) -> S3Intake:
@@ -268,7 +256,7 @@ class S3Intake:
         parts = urlsplit(uri)
         if parts.scheme != "s3" or not parts.netloc:
             raise StorageError(f"{uri!r} is not an s3://bucket/prefix/ URI")
-        return cls(make_s3_client(settings), parts.netloc, parts.path)
+        return cls(make_s3_client(settings), parts.netloc, parts.path, settings.job_file_max_bytes)
 
     def __repr__(self) -> str:
         return f"S3Intake('s3://{self.bucket}/{self.prefix}/')"
@@ -296,7 +284,7 @@ class S3Intake:
         try:
             with self._translate("GetObject", source):
                 got = self.client.get_object(Bucket=self.bucket, Key=source)
-                data: bytes = got["Body"].read()
+                data: bytes = got["Body"].read(self.max_bytes + 1)
             with self._translate("CopyObject", target):
                 self.client.copy_object(
                     Bucket=self.bucket,
@@ -332,7 +320,7 @@ class S3Intake:
         try:
             with self._translate("GetObject", key):
                 got = self.client.get_object(Bucket=self.bucket, Key=key)
-                data: bytes = got["Body"].read()
+                data: bytes = got["Body"].read(self.max_bytes + 1)
             # Copied onto itself with a new claimant: its LastModified (the claim's
             # age) starts again, and only if nobody did the same since we looked.
             with self._translate("CopyObject", key):
@@ -405,6 +393,7 @@ class S3Intake:
 
 def open_intake(source: str, settings: Settings | None = None) -> Intake:
     """The intake for `source`: an s3://bucket/prefix/ URI or a local folder."""
+    settings = settings or Settings.load()
     if source.startswith("s3://"):
-        return S3Intake.from_uri(source, settings or Settings.load())
-    return FolderIntake(Path(source))
+        return S3Intake.from_uri(source, settings)
+    return FolderIntake(Path(source), settings.job_file_max_bytes)

@@ -13,11 +13,12 @@ through `Settings.pricing`.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -28,9 +29,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from vaceflow.regions import Region, parse_region
+from vaceflow.trust import MAX_JOB_FILE_BODIES, MAX_JOB_FILE_BYTES
 
 __all__ = ["DEFAULT_PRICES", "Price", "Pricing", "Settings", "data_dir", "env_file"]
 
@@ -188,6 +190,28 @@ class Settings(BaseSettings):
     reconcile_margin: float = Field(default=10.0, ge=0, le=600)
     """Seconds added on both sides of a submit's window when reading the task list: the
     clocks of this machine and the service may differ by this much."""
+
+    # --- trust: what a job from outside may read (vaceflow.trust) ---------------------
+    allowed_roots: Annotated[tuple[Path, ...], NoDecode] = ()
+    """Folders whose files jobs from intake, deployments and the UI may read (comma-
+    separated); an intake's own folder is always allowed to its own files."""
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    """Internal http(s) hosts such jobs may fetch from: names, `*.domain`, IPs or networks."""
+    allowed_s3: Annotated[tuple[str, ...], NoDecode] = ()
+    """s3://bucket/prefix/ such jobs may read, beyond the staging bucket's inputs prefix."""
+    job_file_max_bytes: int = Field(default=MAX_JOB_FILE_BYTES, ge=1)
+    job_file_max_bodies: int = Field(default=MAX_JOB_FILE_BODIES, ge=1)
+
+    @field_validator("allowed_roots", "allowed_hosts", "allowed_s3", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        """`a,b` as well as a JSON list: one variable names several."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     # --- prices ---------------------------------------------------------------------
     prices: dict[Region, Price] = Field(default_factory=dict)

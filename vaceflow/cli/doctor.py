@@ -70,6 +70,7 @@ def run_checks() -> list[Check]:
         lambda: _s3(settings),
         lambda: _dashscope_key(settings),
         lambda: _dashscope_endpoint(settings),
+        lambda: _trust(settings),
     ]
     return [_guarded(step) for step in steps]
 
@@ -177,6 +178,20 @@ def _dashscope_endpoint(settings: Any) -> Check:
         "dashscope endpoint",
         Status.OK,
         f"region {region}: {endpoint.base_url}, model {endpoint.model}",
+    )
+
+
+def _trust(settings: Any) -> Check:
+    """What jobs from deployments and intake may read (the CLI reads what it is given)."""
+    from vaceflow.trust import TrustPolicy
+
+    described = TrustPolicy.from_settings(settings).describe()
+    detail = "; ".join(f"{kind}: {allowed}" for kind, allowed in described.items())
+    return Check(
+        "trust",
+        Status.OK,
+        f"jobs from deployments and intake (also: its own folder) may read {detail}; "
+        "the CLI reads what it is given",
     )
 
 

@@ -55,7 +55,9 @@ _SUMMARY = {
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
     run_app = typer.Typer(
-        help="Prepare and run a VACE job (--dry-run: conform and validate, no upload, no spend).",
+        help="Prepare and run a VACE job (--dry-run: conform and validate, no upload, no "
+        "spend). Inputs are read as given: paths, any URL, any bucket (the restrictions of "
+        "deployments and intake do not apply to you; see the README's Trust section).",
         no_args_is_help=True,
     )
     for function in Function:

@@ -4,7 +4,8 @@ Order matters: the main video first (masks are matched to what it became, and
 `mask_frame_id` is checked against it), then the masks, then the two clips as a pair
 (they share one time budget), then the images. The job is validated twice: with the
 user's references before any work (a parameter error costs nothing), and with the
-conformed files' file:// URIs, which staging later swaps for public URLs.
+conformed files' file:// URIs, which staging later swaps for public URLs. Every
+reference passes the trust policy before the first one is fetched.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from vaceflow.media.report import ConformReport
 from vaceflow.media.sources import Sources, display_ref
 from vaceflow.media.spec import JobSpec, build_job
 from vaceflow.settings import Settings
+from vaceflow.trust import TrustPolicy
 
 __all__ = ["PreparedJob", "prepare"]
 
@@ -59,22 +61,22 @@ def prepare(
     settings: Settings | None = None,
     sources: Sources | None = None,
     conformer: Conformer | None = None,
+    policy: TrustPolicy | None = None,
 ) -> PreparedJob:
     """Conform every input of `spec` and validate the job; nothing is uploaded.
 
+    `policy` says what the inputs may be (default: anything, as for the person running
+    this process; flows pass their run's); `sources`, when given, carries its own.
     Raises JobInvalid (parameters), InputRefused (an input that cannot be conformed,
-    with the rule), MediaError (an input that cannot be fetched or processed).
+    with the rule; InputNotAllowed: one the policy forbids), MediaError (an input that
+    cannot be fetched or processed).
     """
     build_job(spec)
     settings = settings or Settings.load()
-    if sources is None:
-        from vaceflow.storage.s3 import make_s3_client
-
-        config = settings
-        sources = Sources(
-            settings.data_dir / "work",
-            s3_client=lambda: make_s3_client(config, max_attempts=2),
-        )
+    sources = sources or Sources.from_settings(settings, policy)
+    for role, refs in spec.inputs.items():
+        for i, ref in enumerate(refs):
+            sources.policy.check(ref, name=_name(role, i, refs))
     conformer = conformer or Conformer(settings.data_dir / "conformed")
     local = {
         role: [sources.fetch(ref, name=_name(role, i, refs)) for i, ref in enumerate(refs)]

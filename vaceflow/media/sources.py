@@ -3,24 +3,34 @@
 Remote inputs are streamed into a work folder with a byte cap and a deadline; every
 failure (404, timeout, oversize, no such key) is a `MediaError` naming the input.
 httpx and boto3 errors are translated here and never leak.
+
+Every reference passes the run's `TrustPolicy` first, and each redirect hop and each
+connection again; under an enforced policy a local file is copied from the very file
+that was opened and checked, so a path swapped after the check reads nothing else.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
 from vaceflow.errors import MediaError
+from vaceflow.trust import TrustPolicy
 
-__all__ = ["GIB", "Sources", "display_ref"]
+if TYPE_CHECKING:
+    from vaceflow.settings import Settings
+
+__all__ = ["GIB", "MAX_REDIRECTS", "Sources", "display_ref"]
 
 GIB = 1024**3
+MAX_REDIRECTS = 10
 
 
 def display_ref(ref: str) -> str:
@@ -43,31 +53,51 @@ class Sources:
         max_bytes: int = 4 * GIB,
         timeout: float = 120.0,
         s3_client: Callable[[], Any] | None = None,
+        policy: TrustPolicy | None = None,
     ) -> None:
         """`s3_client` makes the boto3 client for s3:// inputs (the storage's own,
-        with its endpoint and keys); without it s3:// inputs are refused."""
+        with its endpoint and keys); without it s3:// inputs are refused. `policy`:
+        what may be read (default: anything; the person running the process chose)."""
         self.work_dir = work_dir
         self.max_bytes = max_bytes
         self.timeout = timeout
         self.s3_client = s3_client
+        self.policy = policy or TrustPolicy.open()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, policy: TrustPolicy | None = None) -> Sources:
+        """Downloads into the data folder's work/, s3:// through the storage's client."""
+        from vaceflow.storage.s3 import make_s3_client
+
+        return cls(
+            settings.data_dir / "work",
+            s3_client=lambda: make_s3_client(settings, max_attempts=2),
+            policy=policy,
+        )
 
     def fetch(self, ref: str, *, name: str) -> Path:
-        """A local file holding the input `ref`; MediaError naming `name` when it cannot."""
+        """A local file holding the input `ref`; MediaError naming `name` when it cannot,
+        InputNotAllowed when the policy forbids reading it."""
+        self.policy.check(ref, name=name)
         parts = urlsplit(ref)
         if parts.scheme in ("http", "https"):
             return self._download(ref, name, self._http_chunks(ref, name))
         if parts.scheme == "s3":
             return self._download(ref, name, self._s3_chunks(parts.netloc, parts.path, name))
-        path = Path(unquote(parts.path) if parts.scheme == "file" else ref).expanduser()
         if parts.scheme not in ("", "file") and len(parts.scheme) > 1:
             raise MediaError(
                 f"{name}: {display_ref(ref)}: unsupported scheme {parts.scheme!r} "
                 "(give a path, an http(s):// URL or an s3:// URI)",
                 input_name=name,
             )
+        path = self.policy.check_path(
+            unquote(parts.path) if parts.scheme == "file" else ref, name=name
+        )
         if not path.is_file():
             raise MediaError(f"{name}: {path}: no such file", input_name=name)
-        return path.resolve()
+        if not self.policy.enforced:
+            return path  # read in place
+        return self._download(ref, name, self._file_chunks(path, name))
 
     def _download(self, ref: str, name: str, chunks: Iterator[bytes]) -> Path:
         leaf = Path(unquote(urlsplit(ref).path)).name or "input"
@@ -99,19 +129,39 @@ class Sources:
         partial.replace(target)
         return target
 
+    def _file_chunks(self, path: Path, name: str) -> Iterator[bytes]:
+        """The bytes of the file opened at `path`, once the opened file passed the policy."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            raise MediaError(f"{name}: {path}: {exc.strerror}", input_name=name) from exc
+        with os.fdopen(fd, "rb") as f:
+            self.policy.check_opened(fd, path, name=name)
+            while chunk := f.read(1 << 20):
+                yield chunk
+
     def _http_chunks(self, url: str, name: str) -> Iterator[bytes]:
+        """The body of `url`, following redirects here so that the policy sees each hop."""
         shown = display_ref(url)
         try:
-            with (
-                httpx.Client(follow_redirects=True, timeout=min(self.timeout, 30.0)) as client,
-                client.stream("GET", url) as response,
-            ):
-                if response.status_code != 200:
-                    raise MediaError(
-                        f"{name}: {shown}: HTTP {response.status_code}", input_name=name
-                    )
-                self._check_length(response.headers.get("content-length"), shown, name)
-                yield from response.iter_bytes(1 << 20)
+            with self.policy.http_client(name=name, timeout=min(self.timeout, 30.0)) as client:
+                for _ in range(MAX_REDIRECTS + 1):
+                    with client.stream("GET", url) as response:
+                        if response.is_redirect and "location" in response.headers:
+                            hop = str(response.url.join(response.headers["location"]))
+                            self.policy.check_url(hop, name=name, via=url)
+                            url = hop
+                            continue
+                        if response.status_code != 200:
+                            raise MediaError(
+                                f"{name}: {shown}: HTTP {response.status_code}", input_name=name
+                            )
+                        self._check_length(response.headers.get("content-length"), shown, name)
+                        yield from response.iter_bytes(1 << 20)
+                        return
+                raise MediaError(
+                    f"{name}: {shown}: more than {MAX_REDIRECTS} redirects", input_name=name
+                )
         except httpx.TimeoutException as exc:
             raise MediaError(
                 f"{name}: {shown}: timed out ({type(exc).__name__})", input_name=name

@@ -71,6 +71,7 @@ from vaceflow.stack.state import (
     write_env,
 )
 from vaceflow.storage.s3 import S3Store, input_url_ttl
+from vaceflow.trust import TRUST_SETTINGS
 
 __all__ = ["ServiceStatus", "down", "status", "stop_component", "up"]
 
@@ -444,8 +445,9 @@ def _start_workers(data_dir: Path, state: StackState, timeout: float) -> StackSt
     the flows they run read the same variables as every vaceflow command."""
     assert state.prefect is not None
     api = state.prefect.api_url
+    trust = {k: os.environ[k] for k in TRUST_SETTINGS if k in os.environ}  # the owner's
     env = worker_env(
-        _base_env() | stack_env(state) | {"VACEFLOW_DATA_DIR": str(data_dir)},
+        _base_env() | stack_env(state) | trust | {"VACEFLOW_DATA_DIR": str(data_dir)},
         api,
         data_dir / "prefect",
     )

@@ -2,35 +2,21 @@
 
 The real service fetches inputs from the internet: a URL on 127.0.0.1, a private
 network or a bare intranet name would only fail minutes later as `InvalidURL`. Against
-an endpoint on loopback (the emulator) local URLs are fine.
+an endpoint on loopback (the emulator) local URLs are fine. Which hosts are local is
+`vaceflow.trust`'s rule (the same one that keeps other people's jobs off them).
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from vaceflow.errors import ConfigError
 from vaceflow.regions import WORKSPACE_ID, Endpoint
 from vaceflow.storage.urls import redact_url
+from vaceflow.trust import is_local_host
 
 __all__ = ["check_fetchable", "is_local_host"]
-
-_LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa")
-
-
-def is_local_host(host: str) -> bool:
-    """Loopback, private, link-local or otherwise non-public address, or a name that
-    only resolves inside a network (`localhost`, `minio`, `*.local`, `*.internal`)."""
-    host = host.strip("[]").lower().rstrip(".")
-    if not host:
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return host == "localhost" or "." not in host or host.endswith(_LOCAL_SUFFIXES)
-    return not ip.is_global or ip.is_multicast
 
 
 def check_fetchable(endpoint: Endpoint, urls: Iterable[str]) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "URL_TTL_MARGIN_SECONDS",
     "S3Store",
     "input_url_ttl",
+    "inputs_prefix",
     "make_s3_client",
 ]
 
@@ -64,6 +65,12 @@ def input_url_ttl(settings: Settings) -> int:
     """Seconds an input URL lives: VACEFLOW_URL_TTL, else the wait timeout plus a margin."""
     ttl = settings.url_ttl or int(settings.wait_timeout) + URL_TTL_MARGIN_SECONDS
     return min(ttl, PRESIGN_MAX_SECONDS)
+
+
+def inputs_prefix(prefix: str) -> str:
+    """Where staged inputs go under `prefix` (jobs from outside may read them too)."""
+    prefix = prefix.strip("/")
+    return f"{prefix}/inputs" if prefix else "inputs"
 
 
 def make_s3_client(settings: Settings, *, max_attempts: int = 5) -> Any:
@@ -143,7 +150,7 @@ class S3Store:
 
     # --- keys -------------------------------------------------------------------------
     def input_key(self, name: str) -> str:
-        return f"{self.prefix}/inputs/{name}" if self.prefix else f"inputs/{name}"
+        return f"{inputs_prefix(self.prefix)}/{name}"
 
     def output_key(self, job_id: str, name: str) -> str:
         base = f"{self.prefix}/outputs" if self.prefix else "outputs"
