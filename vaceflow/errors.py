@@ -140,7 +140,8 @@ class StorageError(VaceflowError):
     """A store refused or could not be reached: wrong credentials, no bucket, endpoint down.
 
     `code` is the store's own error code (`InvalidAccessKeyId`, `NoSuchBucket`, ...)
-    when it answered; `retryable` says whether trying again later may help.
+    when it answered; `retryable` says whether trying again later may help;
+    `unreachable` that nothing answered at the endpoint.
     """
 
     def __init__(
@@ -153,8 +154,10 @@ class StorageError(VaceflowError):
         status: int | None = None,
         code: str | None = None,
         retryable: bool = False,
+        unreachable: bool = False,
     ) -> None:
         super().__init__(message)
+        self.unreachable = unreachable
         self.operation = operation
         self.bucket = bucket
         self.key = key

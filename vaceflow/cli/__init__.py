@@ -25,8 +25,14 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    debug: bool = typer.Option(
+        False, "--debug", help="Show tracebacks (also VACEFLOW_DEBUG=1).", show_default=False
+    ),
+) -> None:
     """vaceflow: typed VACE jobs, a DashScope client, a local emulator, Prefect flows."""
+    if debug:
+        os.environ["VACEFLOW_DEBUG"] = "1"
 
 
 for _module in (demo, run, batch, catalog, serve, emulator, dev, doctor):
@@ -34,10 +40,15 @@ for _module in (demo, run, batch, catalog, serve, emulator, dev, doctor):
 
 
 def main() -> None:
+    from vaceflow.cli.problems import report_uncaught
     from vaceflow.cli.running import load_env_file, quiet_prefect_console
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    if set(sys.argv[1:2]) & {"run", "batch", "demo"}:
+    words = [a for a in sys.argv[1:] if not a.startswith("-")]
+    if words[:1] and words[0] in ("run", "batch", "demo"):
         quiet_prefect_console()
-    load_env_file()
-    app()
+    try:
+        load_env_file()
+        app()
+    except Exception as exc:  # typer's exits are SystemExit: only real errors come here
+        sys.exit(report_uncaught(exc))

@@ -122,7 +122,15 @@ def _batch(
         return
 
     from flows.batch import vace_batch
+    from vaceflow.cli.problems import UserProblem, prefect_api_url, preflight
+    from vaceflow.cli.running import calm_console, stop
+    from vaceflow.settings import Settings
 
+    try:
+        preflight(Settings.load(), prefect_url=prefect_api_url())
+    except UserProblem as problem:
+        stop(problem, json_out=json_out)
+    calm_console()
     with progress(console, enabled=not json_out):
         outcomes = vace_batch(
             jobs, max_in_flight=max_in_flight, fresh=fresh, timeout_minutes=timeout_minutes

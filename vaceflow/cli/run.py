@@ -314,20 +314,15 @@ def _submit(
     resubmit_on_algo_error: bool,
 ) -> None:
     """The real run: the plan and estimate first, then the job through the flow."""
-    from vaceflow.cli.running import EXIT, run_one
+    from vaceflow.cli.problems import UserProblem, prefect_api_url, preflight
+    from vaceflow.cli.running import EXIT, run_one, stop
     from vaceflow.media.spec import build_job
     from vaceflow.settings import Settings
 
-    settings = Settings.load()
-    if settings.api_key is None and not settings.api_key_block:
-        console.print(
-            "[bold red]no DashScope key:[/] set DASHSCOPE_API_KEY or VACEFLOW_API_KEY_BLOCK "
-            "(a Prefect Secret block), or start the local stack with `vaceflow dev up`, "
-            "whose emulator key every command then reads; nothing was submitted. "
-            "--dry-run needs no key.",
-            highlight=False,
-        )
-        raise typer.Exit(EXIT["failed"])
+    try:
+        preflight(Settings.load(), prefect_url=prefect_api_url())
+    except UserProblem as problem:
+        stop(problem, json_out=json_out)
 
     if over is not None:
         if json_out:
