@@ -285,6 +285,10 @@ def describe_validation_error(error: ValidationError) -> str:
         loc = [p for p in loc if not (isinstance(p, str) and ("[" in p or p in _TAGS))]
         where = ".".join(str(p) for p in loc)
         msg = str(item.get("msg", "")).removeprefix("Value error, ")
+        if msg == "Field required":
+            msg = "required"
+        elif msg.startswith("Input should"):  # pydantic's "Input" is the value, not media
+            msg = msg.replace("Input should", "should", 1)
         lines.append(f"{where}: {msg}" if where else msg)
     return "; ".join(lines)
 

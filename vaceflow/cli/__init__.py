@@ -8,12 +8,39 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 
 import typer
+from typer._click.core import Context as _ClickContext  # typer vendors click since 0.26
+from typer._click.formatting import HelpFormatter
 
 from vaceflow.cli import batch, catalog, demo, dev, doctor, emulator, run, serve
 
 __all__ = ["app", "main"]
+
+_UNBROKEN_HYPHEN = "\u2011"
+
+
+class _HelpFormatter(HelpFormatter):
+    """Click's help, wrapped at spaces only: a flag (--mask-video) is never split at its
+    hyphens. Hyphens travel through the wrapping as non-breaking ones."""
+
+    def write_text(self, text: str) -> None:
+        super().write_text(text.replace("-", _UNBROKEN_HYPHEN))
+
+    def write_dl(
+        self, rows: Iterable[tuple[str, str]], col_max: int = 30, col_spacing: int = 2
+    ) -> None:
+        keep = [
+            (a.replace("-", _UNBROKEN_HYPHEN), b.replace("-", _UNBROKEN_HYPHEN)) for a, b in rows
+        ]
+        super().write_dl(keep, col_max, col_spacing)
+
+    def getvalue(self) -> str:
+        return super().getvalue().replace(_UNBROKEN_HYPHEN, "-")
+
+
+_ClickContext.formatter_class = _HelpFormatter  # in vaceflow's process: its own CLI only
 
 app = typer.Typer(
     name="vaceflow",
@@ -21,6 +48,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: wraps at any width, never cuts a flag, pipes cleanly
 )
 
 

@@ -67,7 +67,10 @@ def register(app: typer.Typer) -> None:
         timeout_minutes: float = typer.Option(30.0, "--timeout-minutes", min=0.1),
         json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
     ) -> None:
-        """Run every job in FILE; one failure never stops the others."""
+        """Run every job in a YAML or JSON file.
+
+        One failure never stops the others.
+        """
         _batch(file, max_in_flight, dry_run, budget, fresh, timeout_minutes, json_out)
 
 

@@ -86,7 +86,10 @@ def register(app: typer.Typer) -> None:
             help="Run the flows against the stack's Prefect server (its UI shows the runs).",
         ),
     ) -> None:
-        """Run all five VACE functions end to end on a local stack (emulated service)."""
+        """All five functions end to end on a local stack.
+
+        The service is the local emulator: nothing reaches Alibaba Cloud.
+        """
         _demo(fresh=fresh, prefect_server=prefect_server)
 
 

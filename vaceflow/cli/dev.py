@@ -18,7 +18,9 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
     dev = typer.Typer(
         help="The local stack on loopback: SeaweedFS (S3), the DashScope emulator, Prefect.",
+        short_help="The local stack: S3, the emulator, Prefect.",
         no_args_is_help=True,
+        rich_markup_mode=None,
     )
 
     @dev.command("up")
@@ -34,7 +36,10 @@ def register(app: typer.Typer) -> None:
         ),
         workers: int = typer.Option(2, min=1, max=16, help="Process workers (with --team)."),
     ) -> None:
-        """Start the stack (idempotent), print its environment, write it to the env file."""
+        """Start the stack (when not running).
+
+        Prints its environment and writes it to the env file every command reads.
+        """
         from vaceflow.errors import VaceflowError
         from vaceflow.settings import data_dir, env_file
         from vaceflow.stack import stack_env, up

@@ -42,7 +42,11 @@ def register(app: typer.Typer) -> None:
     def doctor(
         json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
     ) -> None:
-        """Check Python, ffmpeg, PyAV, Prefect, S3 and DashScope settings."""
+        """Check this machine: what is set up, and what answers.
+
+        Python, ffmpeg, PyAV; the Prefect server, the S3 store and DashScope are
+        each reached with a short request, and timed.
+        """
         checks = run_checks()
         if json_out:
             import json

@@ -55,11 +55,15 @@ _SUMMARY = {
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
     run_app = typer.Typer(
-        help="Prepare and run a VACE job (--dry-run: conform and validate, no upload, no spend).",
+        help="Run one VACE job (--dry-run: conform and validate, no upload, no spend).",
+        short_help="Run one VACE job (--dry-run: no upload, no spend).",
         no_args_is_help=True,
+        rich_markup_mode=None,
     )
     for function in Function:
-        run_app.command(name=function.value, help=_SUMMARY[function])(_command(function))
+        run_app.command(name=function.value, help=_help(function), short_help=_SUMMARY[function])(
+            _command(function)
+        )
     app.add_typer(run_app, name="run")
 
 
@@ -70,26 +74,36 @@ def _command(function: Function) -> Any:
     params: list[inspect.Parameter] = [
         _param("prompt", str, typer.Option("--prompt", help="What the video should show."), ...)
     ]
+    one_of = _one_of(function)
     for role, field in input_roles(function).items():
         many = typing.get_origin(_unwrap(field.annotation)) is list
-        what = "paths, URLs or s3:// URIs (repeat the option)" if many else "path, URL or s3:// URI"
+        what = "A path, http(s) URL or s3:// URI" + (" (repeat the option)" if many else "")
+        need = ""
+        flag = f"--{_flag(role.value)}"
+        if flag in one_of:
+            others = [f for f in one_of if f != flag]
+            need = (
+                f" Required: this or {others[0]}."
+                if len(one_of) == 2
+                else f" Required: at least one of {', '.join(one_of)}."
+            )
         params.append(
             _param(
                 role.value,
                 list[str] | None if many else str | None,
                 typer.Option(
-                    f"--{_flag(role.value)}",
-                    help=f"{role.api_field}: {what}.",
-                    rich_help_panel="Inputs",
+                    flag,
+                    metavar="FILE|URL",
+                    help=f"{what}; the API's {role.api_field}.{need}",
                     show_default=False,
                 ),
-                ... if field.is_required() and not many else None,
+                ... if field.is_required() else None,
             )
         )
     for name, field in input_fields(function).items():
-        params.append(_field_param(name, field, panel="Inputs"))
+        params.append(_field_param(name, field))
     for name, field in parameter_fields(function).items():
-        params.append(_field_param(name, field, panel="Parameters"))
+        params.append(_field_param(name, field))
     params += [
         _param(
             "dry_run", bool, typer.Option("--dry-run", help="Prepare and validate only."), False
@@ -154,6 +168,23 @@ def _flag(name: str) -> str:
     return name.replace("_", "-")
 
 
+def _one_of(function: Function) -> list[str]:
+    """The input flags of which `function` needs at least one (the job model says which)."""
+    from vaceflow.limits import Role
+    from vaceflow.media.spec import input_model
+
+    fields: tuple[str, ...] = getattr(input_model(function), "one_of", ())
+    return [f"--{_flag(r.value)}" for r in Role if r.api_field in fields]
+
+
+def _help(function: Function) -> str:
+    one_of = _one_of(function)
+    if not one_of:
+        return _SUMMARY[function]
+    need = " or ".join(one_of) if len(one_of) == 2 else f"at least one of {', '.join(one_of)}"
+    return f"{_SUMMARY[function]}\n\nNeeds {need}."
+
+
 def _unwrap(annotation: Any) -> Any:
     """`X | None` -> X; Annotated[X, ...] -> X."""
     if typing.get_origin(annotation) is Annotated:
@@ -183,51 +214,50 @@ def _choices(annotation: Any) -> list[str] | None:
     return list(dict.fromkeys(values))
 
 
-def _field_param(name: str, field: FieldInfo, *, panel: str) -> inspect.Parameter:
+def _field_param(name: str, field: FieldInfo) -> inspect.Parameter:
     """An option for one model field; the model validates the value (ranges included)."""
     annotation = _unwrap(field.annotation)
-    help_text = field.description or name.replace("_", " ")
+    help_text = field.description or name.replace("_", " ").capitalize() + "."
+    default: Any = ... if field.is_required() else None
     if typing.get_origin(annotation) is list:
         item = _unwrap(typing.get_args(annotation)[0])
         choices = _choices(item)
         option = typer.Option(
-            f"--{_flag(name)}",
-            help=f"{help_text} (repeat the option)",
-            rich_help_panel=panel,
-            show_default=False,
+            f"--{_flag(name)}", help=f"{help_text} (repeat the option)", show_default=False
         )
         element = _choice_type(name, choices) if choices else str
-        return _param(name, list[element] | None, option, None)  # type: ignore[valid-type]
+        return _param(name, list[element] | None, option, default)  # type: ignore[valid-type]
     if annotation is bool:
         option = typer.Option(
-            f"--{_flag(name)}/--no-{_flag(name)}",
-            help=help_text,
-            rich_help_panel=panel,
-            show_default=False,
+            f"--{_flag(name)}/--no-{_flag(name)}", help=help_text, show_default=False
         )
-        return _param(name, bool | None, option, None)
+        return _param(name, bool | None, option, default)
     choices = _choices(annotation)
     kind: Any = str
     if choices:
         kind = _choice_type(name, choices)
     elif annotation in (int, float):
         kind = annotation
-    option = typer.Option(
-        f"--{_flag(name)}", help=help_text, rich_help_panel=panel, show_default=False
-    )
-    return _param(name, kind | None, option, None)
+    option = typer.Option(f"--{_flag(name)}", help=help_text, show_default=False)
+    return _param(name, kind | None, option, default)
+
+
+_NO_VALUE = "none"
+"""How a choice of "" (the API's "no control condition") is written on the command line."""
 
 
 def _choice_type(name: str, values: list[str]) -> type[StrEnum]:
-    """An enum typer shows as choices ("" allowed: 'no control condition')."""
-    return StrEnum(name, [(v or "none", v) for v in values])  # type: ignore[return-value]
+    """An enum typer shows as choices; the API's empty choice is shown as `none`."""
+    return StrEnum(name, [(v or _NO_VALUE, v or _NO_VALUE) for v in values])  # type: ignore[return-value]
 
 
 def _plain(value: Any) -> Any:
-    """Enum choices back to their strings."""
+    """Enum choices back to the API's strings (`none` back to "")."""
     if isinstance(value, list):
         return [_plain(v) for v in value]
-    return value.value if isinstance(value, Enum) else value
+    if isinstance(value, Enum):
+        return "" if value.value == _NO_VALUE else value.value
+    return value
 
 
 def _run(function: Function, options: dict[str, Any]) -> None:

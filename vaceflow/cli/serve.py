@@ -50,7 +50,10 @@ def register(app: typer.Typer) -> None:
             None, "--limit", min=1, help="Flow runs this process runs at once (default: any)."
         ),
     ) -> None:
-        """Serve every vaceflow deployment from this process until interrupted."""
+        """Serve the deployments from this process.
+
+        Runs until interrupted.
+        """
         url = _require_server()
         from deployments import deployments
         from deployments.serving import serve_all
@@ -67,7 +70,7 @@ def register(app: typer.Typer) -> None:
             ..., "--pool", help="The work pool (`vaceflow dev up --team` makes `vaceflow`)."
         ),
     ) -> None:
-        """Register every vaceflow deployment for a work pool's workers to run.
+        """Register the deployments for a work pool.
 
         The workers load the flows from this project's folder (no image): they must see
         it at the same path, as process workers on this machine do.
