@@ -9,12 +9,13 @@ the estimate checked against `--budget`, before anything is uploaded or submitte
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
 
-__all__ = ["load_jobs", "register"]
+__all__ = ["load_jobs", "outcome_lines", "register"]
 
 
 def load_jobs(path: Path) -> list[Any]:
@@ -43,6 +44,23 @@ def load_jobs(path: Path) -> list[Any]:
     if not jobs:
         raise JobInvalid(f"{path}: no jobs in the file")
     return jobs
+
+
+def outcome_lines(outcomes: list[Any], below: Callable[[Any], list[str]]) -> list[str]:
+    """One line per job of a batch (index, function, status, job id), and `below(outcome)`
+    beneath it: its video, or its error, whole."""
+    from vaceflow.cli.layout import Column, table
+
+    def status(text: str) -> str:
+        return typer.style(text, fg="green" if text == "succeeded" else "red")
+
+    columns = [Column("#", right=True), Column("function"), Column("status", style=status)]
+    columns.append(Column("job"))
+    rows = [
+        [str(o.index), o.function, "succeeded" if o.ok else o.status, o.job_id or ""]
+        for o in outcomes
+    ]
+    return table(columns, rows, below=[[line for line in below(o) if line] for o in outcomes])
 
 
 def register(app: typer.Typer) -> None:
@@ -84,7 +102,6 @@ def _batch(
     json_out: bool,
 ) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     from vaceflow.cli.run import _budget_error, _estimate
     from vaceflow.cli.running import EXIT, progress
@@ -141,12 +158,9 @@ def _batch(
     if json_out:
         typer.echo(json.dumps([o.model_dump(mode="json") for o in outcomes], indent=2))
     else:
-        table = Table(title=f"{file.name}: {sum(o.ok for o in outcomes)} of {len(outcomes)} ok")
-        for column in ("#", "function", "status", "job", "output / error"):
-            table.add_column(column, overflow="fold")
-        for o in outcomes:
-            status = "[green]succeeded[/]" if o.ok else f"[red]{o.status}[/]"
-            table.add_row(str(o.index), o.function, status, o.job_id or "", o.output or o.error)
-        console.print(table)
+        from vaceflow.cli.layout import echo, shown_path
+
+        typer.echo(f"{file.name}: {sum(o.ok for o in outcomes)} of {len(outcomes)} ok")
+        echo(outcome_lines(outcomes, lambda o: [shown_path(o.output) if o.ok else o.error or ""]))
     if not all(o.ok for o in outcomes):
         raise typer.Exit(EXIT["failed"])

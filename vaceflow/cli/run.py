@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import types
 import typing
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 from pydantic.fields import FieldInfo
@@ -36,7 +37,7 @@ from vaceflow.jobs import Function
 
 if TYPE_CHECKING:
     from vaceflow.catalog import Catalog
-    from vaceflow.errors import BudgetExceeded
+    from vaceflow.errors import BudgetExceeded, VaceflowError
     from vaceflow.estimate import Estimate
     from vaceflow.media.prepare import PreparedJob
     from vaceflow.settings import Settings
@@ -273,7 +274,7 @@ def _run(function: Function, options: dict[str, Any]) -> None:
 
     import logging
 
-    from vaceflow.errors import InputRefused, VaceflowError
+    from vaceflow.errors import VaceflowError
 
     # The reports are printed below; keep the same lines from reaching stderr twice.
     logging.getLogger("vaceflow.media").addHandler(logging.NullHandler())
@@ -284,20 +285,7 @@ def _run(function: Function, options: dict[str, Any]) -> None:
         spec = JobSpec.from_options(function, {k: _plain(v) for k, v in options.items()})
         prepared = prepare(spec)
     except VaceflowError as exc:
-        error = {
-            "type": type(exc).__name__,
-            "input": getattr(exc, "input_name", None),
-            "rule": exc.rule if isinstance(exc, InputRefused) else None,
-            "message": str(exc),
-        }
-        if json_out:
-            typer.echo(json.dumps({"ready": False, "error": error}, indent=2))
-        else:
-            head = "refused" if isinstance(exc, InputRefused) else type(exc).__name__
-            where = f" [{error['input']}]" if error["input"] else ""
-            rule = f" (rule: {error['rule']})" if error["rule"] else ""
-            console.print(f"[bold red]{head}{where}{rule}:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        _refuse(exc, function, options, json_out=json_out)
 
     body = prepared.job.to_body()
     estimate, over = _estimate(prepared, budget)
@@ -326,8 +314,7 @@ def _run(function: Function, options: dict[str, Any]) -> None:
         console.print(f"[bold red]over budget:[/] {over}", highlight=False)
         raise typer.Exit(3)
     console.print(
-        "[bold green]ready[/]: every input conforms and the job validates; "
-        "nothing was uploaded or submitted (dry run)."
+        "[bold green]ready[/] (dry run): the job validates; nothing was uploaded or submitted."
     )
 
 
@@ -373,18 +360,110 @@ def _submit(
     )
 
 
-def _print_plan(console: Any, prepared: Any) -> None:
-    from rich.table import Table
+# --- errors in the CLI's terms ------------------------------------------------------
 
-    table = Table(title="Conform plan", show_lines=True)
-    for column in ("input", "source", "was", "done (why)", "now"):
-        table.add_column(column, overflow="fold")
+_CLASS_PREFIX = re.compile(r"^(?:[A-Z][a-z]+)+(?:Error|Timeout|Exception): (?:\[Errno -?\d+\] )?")
+
+
+def _refuse(
+    exc: VaceflowError, function: Function, options: dict[str, Any], *, json_out: bool
+) -> NoReturn:
+    """Say why the job cannot run, naming the flag and the file given (not the API's
+    field), and exit 2: nothing was uploaded or submitted."""
+    from vaceflow.cli.layout import echo, wrap
+    from vaceflow.errors import InputRefused, JobInvalid
+
+    subject, detail = _in_cli_terms(exc, function, options)
+    rule = exc.rule if isinstance(exc, InputRefused) else None
+    if json_out:
+        error = {
+            "type": type(exc).__name__,
+            "input": getattr(exc, "input_name", None),
+            "flag": subject.partition(" ")[0] or None,
+            "file": subject.partition(" ")[2] or None,
+            "rule": rule,
+            "message": f"{subject}: {detail}" if subject else detail,
+        }
+        typer.echo(json.dumps({"ready": False, "error": error}, indent=2))
+    else:
+        head = "refused" if isinstance(exc, InputRefused | JobInvalid) else "error"
+        text = f"{head}: {subject}: {detail}" if subject else f"{head}: {detail}"
+        lines = wrap(text, indent="  ")
+        if rule:
+            lines += wrap(f"rule: {_flag_words(rule, function)}", first="  ", indent="    ")
+        echo(lines, err=True)
+    raise typer.Exit(2)
+
+
+def _in_cli_terms(
+    exc: VaceflowError, function: Function, options: dict[str, Any]
+) -> tuple[str, str]:
+    """(`--flag FILE` of the input at fault or "", what is wrong), in flags' words."""
+    from vaceflow.media.sources import display_ref
+    from vaceflow.media.spec import input_roles
+
+    roles = {role.value for role in input_roles(function)}
+    name = getattr(exc, "input_name", None) or ""
+    detail = str(exc).removeprefix(f"{name}: ") if name else str(exc)
+    base, _, index = name.partition("[")
+    subject = ""
+    if base in roles:
+        given = options.get(base)
+        refs = [str(g) for g in given] if isinstance(given, list) else [str(given or "")]
+        position = int(index.rstrip("]")) - 1 if index else 0
+        ref = display_ref(refs[position]) if position < len(refs) and refs[position] else ""
+        subject = f"--{_flag(base)} {ref}".rstrip()
+        # The message may name the file again, as given or as fetched: once is enough.
+        head, sep, rest = detail.partition(": ")
+        if sep and ref and (head == ref or Path(head).name == Path(ref).name):
+            detail = rest
+    detail = _CLASS_PREFIX.sub("", detail)
+    return subject, _flag_words(detail, function)
+
+
+def _flag_words(text: str, function: Function) -> str:
+    """The API's field names in `text` (input.ref_images_url, parameters.obj_or_bg,
+    mask_frame_id) written as this command's flags."""
+    from vaceflow.media.spec import input_fields, input_roles, parameter_fields
+
+    names: dict[str, str] = {}
+    for role in input_roles(function):
+        flag = f"--{_flag(role.value)}"
+        names[f"input.{role.api_field}"] = names[role.api_field] = flag
+    for field in input_fields(function):
+        names[f"input.{field}"] = names[field] = f"--{_flag(field)}"
+    for field in parameter_fields(function):
+        names[f"parameters.{field}"] = f"--{_flag(field)}"
+        if "_" in field:  # a bare plain word (seed, size) may be prose: only dotted ones
+            names[field] = f"--{_flag(field)}"
+    pattern = re.compile(
+        r"(?<![\w.-])(" + "|".join(map(re.escape, sorted(names, key=len, reverse=True))) + r")\b"
+    )
+    parts = [pattern.sub(lambda m: names[m.group(1)], p) for p in text.split("; ")]
+    return "; ".join(p.removeprefix("input: ").removeprefix("parameters: ") for p in parts)
+
+
+def _print_plan(console: Any, prepared: Any) -> None:
+    """Each input as a block: where it came from, what it was, what was done and why,
+    what it is now. Paths whole, relative to the current folder when inside it."""
+    from vaceflow.cli.layout import echo, fields, shown_path, wrap
+
+    lines = ["conform plan"]
     for report in prepared.reports:
-        done = report.done + (" [cached]" if report.cached else "")
-        table.add_row(report.input, report.source, str(report.before), done, str(report.after))
-    console.print(table)
-    for warning in prepared.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        done = report.done + (" (cached)" if report.cached else "")
+        source = shown_path(report.source) if "://" not in report.source else report.source
+        lines.append(f"  {report.input}  {source}")
+        lines += fields(
+            [("was", str(report.before)), ("done", done), ("now", str(report.after))], indent=4
+        )
+    for report in prepared.reports:
+        flag = f"--{_flag(report.input.partition('[')[0])}"
+        source = shown_path(report.source) if "://" not in report.source else report.source
+        for warning in report.warnings:
+            text = f"{flag} {source}: {warning.removeprefix(report.input + ': ')}"
+            lines += wrap(text, first="warning: ", indent="  ")
+    echo(lines)
+    console.file.flush()
 
 
 # --- the estimate and --budget (vaceflow.estimate) ---------------------------------------
