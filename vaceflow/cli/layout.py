@@ -132,11 +132,11 @@ def shown_path(path: str | Path | None) -> str:
     if not path:
         return ""
     p = Path(path)
-    try:
-        relative = p.resolve().relative_to(Path.cwd().resolve())
-    except (ValueError, OSError):
-        return str(p)
-    return str(relative)
+    here = Path.cwd()
+    for candidate, base in ((p.absolute(), here.absolute()), (p.resolve(), here.resolve())):
+        if candidate.is_relative_to(base):
+            return str(candidate.relative_to(base))
+    return str(p)
 
 
 def echo(lines: Sequence[str], *, err: bool = False) -> None:
