@@ -72,6 +72,17 @@ def _outcome(record: JobRecord) -> str:
     return ""
 
 
+def _below(record: JobRecord) -> str:
+    """The line beneath a job: when it was made, and its video (whole) or its error."""
+    from vaceflow.cli.layout import Whole
+
+    when = f"{_when(record.created_at)} UTC"
+    outcome = _outcome(record)
+    if record.output is not None:
+        return Whole(f"{when}  {outcome}")
+    return f"{when}  {outcome}" if outcome else when
+
+
 def _jobs_lines(records: list[JobRecord], pricing: Pricing) -> list[str]:
     """One line per job, sized to fit 80 columns; its creation time and video (or error)
     on the line beneath, whole."""
@@ -96,10 +107,7 @@ def _jobs_lines(records: list[JobRecord], pricing: Pricing) -> list[str]:
         ]
         for r in records
     ]
-    below = [
-        [f"{_when(r.created_at)} UTC" + (f"  {_outcome(r)}" if _outcome(r) else "")]
-        for r in records
-    ]
+    below = [[_below(r)] for r in records]
     return table(columns, rows, below=below)
 
 

@@ -182,7 +182,7 @@ def _print_table(console: Any, outcomes: list[Any]) -> None:
     """Each function's job and status, with its video and contact sheet beneath."""
     from vaceflow.catalog import Catalog
     from vaceflow.cli.batch import outcome_lines
-    from vaceflow.cli.layout import echo, shown_path
+    from vaceflow.cli.layout import Whole, echo, shown_path
 
     with Catalog.from_settings() as catalog:
         records = {o.job_id: catalog.get(o.job_id) for o in outcomes if o.job_id}
@@ -193,8 +193,8 @@ def _print_table(console: Any, outcomes: list[Any]) -> None:
         if out is None:
             return [outcome.error or ""]
         return [
-            f"video      {shown_path(out.path)}",
-            f"thumbnail  {shown_path(out.thumbnail_path)}",
+            Whole(f"video      {shown_path(out.path)}"),
+            Whole(f"thumbnail  {shown_path(out.thumbnail_path)}"),
         ]
 
     console.file.flush()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import typer
 
-__all__ = ["Column", "echo", "fields", "shown_path", "table", "width", "wrap"]
+__all__ = ["Column", "Whole", "echo", "fields", "shown_path", "table", "width", "wrap"]
 
 _DEFAULT_WIDTH = 80
 _MIN_WIDTH = 40
@@ -31,9 +31,32 @@ def width() -> int:
     return max(_MIN_WIDTH, shutil.get_terminal_size((_DEFAULT_WIDTH, 24)).columns)
 
 
-def wrap(text: str, *, first: str = "", indent: str = "", columns: int | None = None) -> list[str]:
+class Whole(str):
+    """A value shown whole on one line (a path, a URL): even its spaces are not places to
+    wrap. `shown_path` returns one."""
+
+    __slots__ = ()
+
+
+_HELD = "\u00a0"  # textwrap splits at ASCII whitespace only
+
+
+def wrap(
+    text: str,
+    *,
+    first: str = "",
+    indent: str = "",
+    columns: int | None = None,
+    keep: Sequence[str] = (),
+) -> list[str]:
     """`text` in lines of at most `columns`, broken at spaces only (a longer word stands
-    alone on its line, whole); `first` starts the first line, `indent` the others."""
+    alone on its line, whole); `first` starts the first line, `indent` the others. The
+    parts in `keep` (and `text` itself when it is `Whole`) are never broken."""
+    if isinstance(text, Whole):
+        return [first + text]
+    for part in keep:
+        if part and " " in part:
+            text = text.replace(part, part.replace(" ", _HELD))
     lines = textwrap.wrap(
         text,
         width=columns or width(),
@@ -42,7 +65,7 @@ def wrap(text: str, *, first: str = "", indent: str = "", columns: int | None = 
         break_long_words=False,
         break_on_hyphens=False,
     )
-    return lines or [first.rstrip()]
+    return [line.replace(_HELD, " ") for line in lines] or [first.rstrip()]
 
 
 def fields(
@@ -56,6 +79,9 @@ def fields(
     out: list[str] = []
     for name, value in shown:
         first = " " * indent + name.ljust(label)
+        if isinstance(value, Whole):
+            out.append(first + value)
+            continue
         for i, line in enumerate(value.splitlines() or [""]):
             head = first if i == 0 else " " * len(first)
             out += wrap(line, first=head, indent=" " * len(first), columns=columns)
@@ -127,16 +153,16 @@ def _blocks(
     return out
 
 
-def shown_path(path: str | Path | None) -> str:
+def shown_path(path: str | Path | None) -> Whole:
     """A path as the user reads it: relative to the current folder when inside it."""
     if not path:
-        return ""
+        return Whole("")
     p = Path(path)
     here = Path.cwd()
     for candidate, base in ((p.absolute(), here.absolute()), (p.resolve(), here.resolve())):
         if candidate.is_relative_to(base):
-            return str(candidate.relative_to(base))
-    return str(p)
+            return Whole(candidate.relative_to(base))
+    return Whole(p)
 
 
 def echo(lines: Sequence[str], *, err: bool = False) -> None:

@@ -114,7 +114,10 @@ def unreachable(service: str, url: str, why: str) -> UserProblem:
 
 
 def prefect_api_url() -> str | None:
-    """The Prefect server this process reports to (environment, env file or profile)."""
+    """The Prefect server this process reports to: PREFECT_API_URL (the environment, or
+    the env file), else the active Prefect profile's."""
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
     from prefect.settings import get_current_settings
 
     return get_current_settings().api.url or None

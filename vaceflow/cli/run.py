@@ -388,7 +388,7 @@ def _refuse(
     else:
         head = "refused" if isinstance(exc, InputRefused | JobInvalid) else "error"
         text = f"{head}: {subject}: {detail}" if subject else f"{head}: {detail}"
-        lines = wrap(text, indent="  ")
+        lines = wrap(text, indent="  ", keep=[subject])
         if rule:
             lines += wrap(f"rule: {_flag_words(rule, function)}", first="  ", indent="    ")
         echo(lines, err=True)
