@@ -23,7 +23,7 @@ from tests.fixtures_flows import VaceEnv
 from tests.media import MediaFactory
 from tests.test_media_conform import ffmpeg_file, picture, rotated
 from vaceflow.cli import app
-from vaceflow.cli.hints import command, in_commands
+from vaceflow.cli.hints import command, in_commands, prefect_command
 from vaceflow.media.ffmpeg import find_ffmpeg
 from vaceflow.media.probe import probe
 from vaceflow.media.report import MediaSummary
@@ -142,6 +142,7 @@ def test_commands_are_printed_as_the_user_started_vaceflow(
 ) -> None:
     monkeypatch.setenv("VACEFLOW_COMMAND", "./dev vaceflow")
     assert command("dev up") == "./dev vaceflow dev up"
+    assert prefect_command("deploy --all") == "./dev prefect deploy --all"
     assert in_commands("see `vaceflow catalog list`") == "see `./dev vaceflow catalog list`"
     monkeypatch.delenv("VACEFLOW_COMMAND")
     script = tmp_path / "bin" / "vaceflow"

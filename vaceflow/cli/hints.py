@@ -20,7 +20,7 @@ import shutil
 import sys
 from pathlib import Path
 
-__all__ = ["command", "in_commands", "launcher"]
+__all__ = ["command", "in_commands", "launcher", "prefect_command"]
 
 LAUNCHER_VARIABLE = "VACEFLOW_COMMAND"
 """Set by `./dev` to how it was invoked (`./dev vaceflow`)."""
@@ -49,6 +49,17 @@ def launcher() -> str:
 def command(args: str) -> str:
     """`args` (e.g. "dev up") as a command line the user can run as written."""
     return f"{launcher()} {args}".rstrip()
+
+
+def prefect_command(args: str) -> str:
+    """Prefect's own CLI, by the same rule: `./dev prefect ...`, `prefect ...`, or the
+    `prefect` beside this program."""
+    head, _, last = launcher().rpartition(" ")
+    if last == "vaceflow" and head:
+        return f"{head} prefect {args}"
+    if last.endswith("vaceflow") and "/" in last:
+        return f"{last.removesuffix('vaceflow')}prefect {args}"
+    return f"prefect {args}"
 
 
 def in_commands(text: str) -> str:

@@ -33,11 +33,18 @@ def project_dir() -> Path:
 def _require_server() -> str:
     project_dir()
     from deployments.serving import api_url
+    from vaceflow.cli.hints import in_commands
+    from vaceflow.cli.problems import unreachable
+    from vaceflow.cli.running import stop
+    from vaceflow.reach import reach
 
     url = api_url()
     if not url:
-        typer.echo(NO_SERVER, err=True)
+        typer.echo(in_commands(NO_SERVER), err=True)
         raise typer.Exit(2)
+    answer = reach(f"{url.rstrip('/')}/health")
+    if not answer.answered:
+        stop(unreachable("prefect", url, answer.problem or "no answer"))
     return url
 
 
@@ -76,7 +83,22 @@ def register(app: typer.Typer) -> None:
         it at the same path, as process workers on this machine do.
         """
         url = _require_server()
-        from deployments.serving import deploy_all
+        from deployments.serving import deploy_all, pool_exists
+        from vaceflow.cli.hints import command, prefect_command
+        from vaceflow.cli.layout import echo, wrap
+
+        if not pool_exists(pool):
+            create = prefect_command(f"work-pool create {pool} --type process")
+            said = f"error: the Prefect server at {url} has no work pool {pool!r}"
+            fix = wrap(
+                f"create it: {create}; or start the team stack, which has one: "
+                f"{command('dev up --team')}",
+                first="  ",
+                indent="  ",
+                keep=[create, command("dev up --team")],
+            )
+            echo([said, *fix], err=True)
+            raise typer.Exit(2)
 
         for spec in deploy_all(pool, project_dir()):
             typer.echo(f"deployed {spec.flow_name}/{spec.name} to pool {pool!r}")
