@@ -35,7 +35,8 @@ import pytest
 from tests.fixtures_serve import clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
-CUT = re.compile(r"…|\w\.\.\.\s*$", re.MULTILINE)
+CUT = "…"
+"""How a terminal table cuts what does not fit (prose may end in three dots)."""
 PLACEHOLDER = re.compile(r"^[A-Z][A-Z_]*$")
 
 NOT_RUN = {
@@ -129,8 +130,7 @@ def assert_reads_well(what: str, result: subprocess.CompletedProcess[str]) -> No
     assert result.returncode != 127, f"{what}: command not found\n{output}"
     assert "command not found" not in output, f"{what}\n{output}"
     assert "Traceback" not in output, f"{what}\n{output}"
-    cut = CUT.search(output)
-    assert cut is None, f"{what}: a line cut short near {cut.group(0) if cut else ''!r}\n{output}"
+    assert CUT not in output, f"{what}: a line cut short\n{output}"
 
 
 def exists(command: str, clone: Path) -> None:
