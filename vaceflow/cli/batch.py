@@ -105,7 +105,7 @@ def _batch(
 
     from vaceflow.cli.run import _budget_error, _estimate
     from vaceflow.cli.running import EXIT, progress
-    from vaceflow.errors import InputRefused, VaceflowError
+    from vaceflow.errors import InputRefused, MediaError, VaceflowError
     from vaceflow.media.prepare import prepare
     from vaceflow.media.spec import JobSpec
 
@@ -123,7 +123,11 @@ def _batch(
             error = {"job": current, "error": str(exc), "rule": getattr(exc, "rule", None)}
             typer.echo(json.dumps({"ok": False, **error}, indent=2))
         else:
-            console.print(f"[bold red]refused:[/] {where}{exc}{rule}", highlight=False)
+            from vaceflow.cli.layout import echo, wrap
+            from vaceflow.cli.run import _CLASS_NAME
+
+            said = _CLASS_NAME.sub("", str(exc)) if isinstance(exc, MediaError) else str(exc)
+            echo(wrap(f"refused: {where}{said}{rule}", indent="  "), err=True)
         raise typer.Exit(EXIT["refused"]) from None
     estimate, over = _estimate(prepared, budget, concurrency=max_in_flight)
     if over is not None:

@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
                 data_dir(), timeout=timeout, prefect=prefect, team=team, workers=workers
             )
         except VaceflowError as exc:
-            typer.echo(f"vaceflow dev up: {exc}", err=True)
+            typer.echo(f"error: the stack did not start: {exc}", err=True)
             raise typer.Exit(1) from None
         word = "already running" if already else "started"
         kind = "team stack" if state.team else "dev stack"
@@ -85,7 +85,9 @@ def register(app: typer.Typer) -> None:
 
         services = status(data_dir())
         if not services:
-            typer.echo("dev stack: not started (vaceflow dev up)")
+            from vaceflow.cli.hints import command
+
+            typer.echo(f"dev stack: not started ({command('dev up')})")
             raise typer.Exit(1)
         for s in services:
             state = (

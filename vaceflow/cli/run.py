@@ -362,7 +362,11 @@ def _submit(
 
 # --- errors in the CLI's terms ------------------------------------------------------
 
-_CLASS_PREFIX = re.compile(r"^(?:[A-Z][a-z]+)+(?:Error|Timeout|Exception): (?:\[Errno -?\d+\] )?")
+_CLASS_NAME = re.compile(
+    r"(?:[A-Z][a-z]+)+(?:Error|Timeout|Exception): (?:\[Errno -?\d+\] )?"
+    r"| ?\((?:[A-Z][a-z]+)+(?:Error|Timeout|Exception)\)"
+)
+"""`ConnectError: [Errno 111] `, ` (ConnectTimeout)`: an exception's class, not words."""
 
 
 def _refuse(
@@ -399,6 +403,7 @@ def _in_cli_terms(
     exc: VaceflowError, function: Function, options: dict[str, Any]
 ) -> tuple[str, str]:
     """(`--flag FILE` of the input at fault or "", what is wrong), in flags' words."""
+    from vaceflow.errors import MediaError
     from vaceflow.media.sources import display_ref
     from vaceflow.media.spec import input_roles
 
@@ -417,7 +422,8 @@ def _in_cli_terms(
         head, sep, rest = detail.partition(": ")
         if sep and ref and (head == ref or Path(head).name == Path(ref).name):
             detail = rest
-    detail = _CLASS_PREFIX.sub("", detail)
+    if isinstance(exc, MediaError):  # fetch errors carry httpx's class names
+        detail = _CLASS_NAME.sub("", detail)
     return subject, _flag_words(detail, function)
 
 

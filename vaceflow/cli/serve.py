@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def deploy(
         pool: str = typer.Option(
-            ..., "--pool", help="The work pool (`vaceflow dev up --team` makes `vaceflow`)."
+            ..., "--pool", help="The work pool (the team stack, `dev up --team`, makes `vaceflow`)."
         ),
     ) -> None:
         """Register the deployments for a work pool.
