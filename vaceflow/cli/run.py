@@ -16,7 +16,9 @@ line, and `--json` prints its catalog record.
 Exit codes: 0 ready (dry run) or succeeded, 1 the job failed, 2 refused before any
 spend (an input broke a rule it cannot be conformed to, or the job is invalid), 3 over
 budget (nothing was uploaded or submitted), 4 the wait timed out (the task is kept: run
-again to resume), 5 the submission is uncertain (see `vaceflow catalog list`).
+again to resume), 5 the submission is uncertain (see `vaceflow catalog list`); 6 to 11
+the user's situation, not the job's: a stack, server or key that is missing
+(`vaceflow.cli.problems`). Messages name flags and files, not the API's fields.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
@@ -131,10 +131,19 @@ def progress(console: Console, enabled: bool = True) -> Iterator[None]:
     lock = threading.Lock()
     status = console.status("preparing ...", spinner="dots")
 
+    states: dict[str, str] = {}
+
     def listener(job_id: str, state: TaskStatus, elapsed: float, polls: int) -> None:
         with lock:
             lines[job_id] = f"{job_id}: {state.value} {elapsed:5.0f} s, {polls} polls"
-            status.update(" | ".join(lines.values())[-console.width + 4 :])
+            states[job_id] = state.value
+            text = " | ".join(lines.values())
+            if len(text) > console.width - 4:  # too many jobs for one line: count them
+                counts: dict[str, int] = {}
+                for value in states.values():
+                    counts[value] = counts.get(value, 0) + 1
+                text = ", ".join(f"{n} {value}" for value, n in sorted(counts.items()))
+            status.update(text)
 
     set_progress_listener(listener)
     with status:
@@ -217,19 +226,25 @@ def print_record(
     if json_out:
         typer.echo(json.dumps(record.model_dump(mode="json"), indent=2))
         return
+    from vaceflow.cli.layout import echo, fields, shown_path
+    from vaceflow.settings import Settings
+
     out = record.output
     took = f" in {seconds:.0f} s" if seconds is not None else ""
-    console.print(
-        f"[bold green]{record.status.value}[/] {record.function} {record.id}{took}",
-        highlight=False,
-    )
-    rows: list[tuple[str, Any]] = [
-        ("task", record.task_id),
-        ("video", out.path if out else None),
-        ("thumbnail", out.thumbnail_path if out else None),
-        ("s3", out.s3_uri if out else None),
-        ("cost", f"{record.cost:.2f}" if record.cost is not None else None),
+    console.file.flush()
+    head = typer.style(record.status.value, fg="green", bold=True)
+    typer.echo(f"{head} {record.function} {record.id}{took}")
+    price = Settings.load().pricing.for_model(record.model)
+    cost = ""
+    if record.cost is not None:
+        cost = price.money(record.cost)
+        if record.video_seconds:
+            cost += f" ({record.video_seconds:g} s of video at {price})"
+    rows: list[tuple[str, str]] = [
+        ("task", record.task_id or ""),
+        ("video", shown_path(out.path) if out else ""),
+        ("thumbnail", shown_path(out.thumbnail_path) if out else ""),
+        ("published", (out.s3_uri or "") if out else ""),
+        ("cost", cost),
     ]
-    for name, value in rows:
-        if value:
-            console.print(f"  {name:10s} {value}", highlight=False, soft_wrap=True)
+    echo(fields(rows))
