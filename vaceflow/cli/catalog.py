@@ -290,7 +290,7 @@ def register(app: typer.Typer) -> None:
             try:
                 record = catalog.get(job_id, history=True)
             except JobNotFound as error:
-                typer.echo(str(error), err=True)
+                typer.echo(f"error: {error}", err=True)
                 raise typer.Exit(1) from None
         if as_json:
             shown = record.model_dump(mode="json") | {"request": record.sent_request()}
