@@ -227,3 +227,20 @@ def test_the_conform_plan_names_paths_whole(cli: CliRunner, media: MediaFactory)
     assert_nothing_cut(result.stdout)
     assert f"video  {deep}" in result.stdout
     assert "12 fps" in result.stdout
+
+
+def test_a_table_too_wide_for_the_terminal_becomes_blocks() -> None:
+    from vaceflow.cli.layout import Column, table
+
+    rows = [["vf_6ut4bze2bnyb", "video_outpainting", "succeeded", "USD 0.40"]]
+    columns = [Column("job"), Column("function"), Column("status"), Column("cost", right=True)]
+    wide = table(columns, rows, below=[["/a/long/path/to/the/video.mp4"]], width_=80)
+    assert wide[1].split() == rows[0]
+    narrow = table(columns, rows, below=[["/a/long/path/to/the/video.mp4"]], width_=40)
+    assert narrow == [
+        "vf_6ut4bze2bnyb",
+        "  function  video_outpainting",
+        "  status    succeeded",
+        "  cost      USD 0.40",
+        "  /a/long/path/to/the/video.mp4",
+    ]
