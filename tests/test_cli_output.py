@@ -235,7 +235,7 @@ def test_a_table_too_wide_for_the_terminal_becomes_blocks() -> None:
     rows = [["vf_6ut4bze2bnyb", "video_outpainting", "succeeded", "USD 0.40"]]
     columns = [Column("job"), Column("function"), Column("status"), Column("cost", right=True)]
     wide = table(columns, rows, below=[["/a/long/path/to/the/video.mp4"]], width_=80)
-    assert wide[1].split() == rows[0]
+    assert wide[1].split("  ") == rows[0]
     narrow = table(columns, rows, below=[["/a/long/path/to/the/video.mp4"]], width_=40)
     assert narrow == [
         "vf_6ut4bze2bnyb",
