@@ -12,12 +12,25 @@ from prefect.settings import get_current_settings
 
 from deployments.catalog import DeploymentSpec, deployments
 
-__all__ = ["api_url", "deploy_all", "serve_all"]
+__all__ = ["api_url", "deploy_all", "pool_exists", "serve_all"]
 
 
 def api_url() -> str | None:
     """The Prefect API this process reports to; None when none is configured."""
     return get_current_settings().api.url or None
+
+
+def pool_exists(pool: str) -> bool:
+    """Whether the server has the work pool `pool` (deploying to a missing one fails)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(pool)
+        except ObjectNotFound:
+            return False
+    return True
 
 
 def serve_all(limit: int | None = None) -> None:

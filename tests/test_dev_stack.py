@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.media import MediaFactory
+from vaceflow.cli.running import EXIT
 from vaceflow.settings import Settings
 from vaceflow.stack.processes import is_running
 from vaceflow.storage import S3Store
@@ -98,6 +99,19 @@ def test_up_status_down(
     after = run(["dev", "status"], dev_env)
     assert after.returncode == 1
     assert after.stdout.count("stopped") == 3
+
+    # A job run after `down` says so in two lines, with the command that fixes it.
+    video = media.video(width=320, height=240, seconds=1)
+    ran = run(["run", "video_outpainting", "--prompt", "wider", "--video", str(video)], dev_env)
+    assert ran.returncode == EXIT["stack_down"], ran.stdout + ran.stderr
+    assert "Traceback" not in ran.stdout + ran.stderr
+    said, fix = ran.stderr.splitlines()
+    port = state["prefect"]["port"]
+    assert (
+        said == f"error: the local stack is down (Prefect at 127.0.0.1:{port}: connection refused)"
+    )
+    assert fix.startswith("  start it: ")
+    assert fix.endswith("vaceflow dev up")
 
 
 def test_up_without_prefect(dev_env: dict[str, str]) -> None:

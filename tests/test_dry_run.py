@@ -8,10 +8,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.conftest import free_port
+from tests.fixtures_emulator import TEST_KEY
 from tests.fixtures_s3 import S3Server
 from tests.media import MediaFactory
 from tests.test_media_conform import blurry_mask, picture
 from vaceflow.cli import app
+from vaceflow.emulator import EmulatorServer
 from vaceflow.media.probe import probe
 
 
@@ -94,35 +97,64 @@ def test_invalid_parameters_exit_2(cli: CliRunner, media: MediaFactory) -> None:
          "--ref-image", str(image), "--dry-run"],
     )  # fmt: skip
     assert result.exit_code == 2
-    assert "obj_or_bg" in result.stdout
+    assert "--obj-or-bg is required" in result.stderr  # the flag, not the API's field
 
 
 def test_without_dry_run_nothing_is_submitted(cli: CliRunner, media: MediaFactory) -> None:
     result = cli.invoke(
         app, ["run", "video_outpainting", "--prompt", "wider", "--video", str(media.video())]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 10  # the user's situation, not "the job failed"
     assert "DASHSCOPE_API_KEY" in result.output
     assert "nothing was submitted" in result.output
 
 
-def test_doctor_reports_a_missing_key_and_never_prints_one(cli: CliRunner) -> None:
-    result = cli.invoke(app, ["doctor", "--json"])
+def test_doctor_reports_a_missing_key_and_never_prints_one(
+    cli: CliRunner, emulator: EmulatorServer
+) -> None:
+    at_emulator = {"DASHSCOPE_HTTP_BASE_URL": emulator.base_url}
+    result = cli.invoke(app, ["doctor", "--json"], env=at_emulator)
     rows = {r["name"]: r for r in json.loads(result.stdout)}
     assert result.exit_code == 1
     assert rows["dashscope key"]["status"] == "fail"
+    assert "DASHSCOPE_API_KEY" in rows["dashscope key"]["fix"]
     assert rows["ffmpeg"]["status"] == "ok"
     assert rows["s3"]["status"] == "warn"
+    assert rows["dashscope"]["status"] == "ok"
 
-    secret = "sk-doctor-test-0123456789"
-    result = cli.invoke(app, ["doctor"], env={"DASHSCOPE_API_KEY": secret})
+    # The key is checked against the service (its free task list), and never shown.
+    result = cli.invoke(app, ["doctor"], env=at_emulator | {"DASHSCOPE_API_KEY": TEST_KEY})
     assert result.exit_code == 0, result.output
+    assert TEST_KEY not in result.output
+    secret = "sk-doctor-test-0123456789"
+    result = cli.invoke(app, ["doctor", "--json"], env=at_emulator | {"DASHSCOPE_API_KEY": secret})
+    assert result.exit_code == 1
     assert secret not in result.output
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert "InvalidApiKey" in rows["dashscope key"]["detail"]
+    assert "region" in rows["dashscope key"]["fix"]
+
+
+def test_doctor_reaches_each_service_and_says_what_does_not_answer(cli: CliRunner) -> None:
+    """Configured is not answering: servers on closed ports fail, each in words."""
+    closed = {
+        "DASHSCOPE_API_KEY": "sk-x",
+        "DASHSCOPE_HTTP_BASE_URL": f"http://127.0.0.1:{free_port()}/api/v1",
+        "VACEFLOW_S3_BUCKET": "b",
+        "VACEFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
+        "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api",
+    }
+    result = cli.invoke(app, ["doctor", "--json"], env=closed)
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert result.exit_code == 1
+    for name in ("prefect", "s3", "dashscope"):
+        assert rows[name]["status"] == "fail", rows[name]
+        assert "connection refused" in rows[name]["detail"]
+        assert rows[name]["fix"]
 
 
 def test_doctor_reaches_s3(cli: CliRunner, s3_server: S3Server) -> None:
     env = {
-        "DASHSCOPE_API_KEY": "sk-x",
         "VACEFLOW_S3_BUCKET": s3_server.bucket,
         "VACEFLOW_S3_ENDPOINT_URL": s3_server.endpoint,
         "VACEFLOW_S3_REGION": s3_server.region,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -337,7 +338,8 @@ def test_catalog_list_and_export_show_each_currency(
 
 
 def _cells(table: str) -> list[str]:
-    return [c.strip() for line in table.splitlines() for c in line.split("│")]
+    """The columns of a plain table: two spaces or more apart."""
+    return [c for line in table.splitlines() for c in re.split(r"\s{2,}", line.strip())]
 
 
 # --- the dry run ------------------------------------------------------------------------

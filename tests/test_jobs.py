@@ -346,7 +346,7 @@ def test_scales_inside_their_range(name: str, value: float) -> None:
 def test_scales_outside_their_range(name: str, value: float, bound: str) -> None:
     b = body("video_outpainting")
     b["parameters"][name] = value
-    assert refused(b) == f"parameters.{name}: Input should be {bound}"
+    assert refused(b) == f"parameters.{name}: should be {bound}"
 
 
 # --- shared fields ---------------------------------------------------------------------------------

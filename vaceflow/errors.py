@@ -152,7 +152,8 @@ class StorageError(VaceflowError):
     """A store refused or could not be reached: wrong credentials, no bucket, endpoint down.
 
     `code` is the store's own error code (`InvalidAccessKeyId`, `NoSuchBucket`, ...)
-    when it answered; `retryable` says whether trying again later may help.
+    when it answered; `retryable` says whether trying again later may help;
+    `unreachable` that nothing answered at the endpoint.
     """
 
     def __init__(
@@ -165,8 +166,10 @@ class StorageError(VaceflowError):
         status: int | None = None,
         code: str | None = None,
         retryable: bool = False,
+        unreachable: bool = False,
     ) -> None:
         super().__init__(message)
+        self.unreachable = unreachable
         self.operation = operation
         self.bucket = bucket
         self.key = key
@@ -294,6 +297,10 @@ def describe_validation_error(error: ValidationError) -> str:
         loc = [p for p in loc if not (isinstance(p, str) and ("[" in p or p in _TAGS))]
         where = ".".join(str(p) for p in loc)
         msg = str(item.get("msg", "")).removeprefix("Value error, ")
+        if msg == "Field required":
+            msg = "required"
+        elif msg.startswith("Input should"):  # pydantic's "Input" is the value, not media
+            msg = msg.replace("Input should", "should", 1)
         lines.append(f"{where}: {msg}" if where else msg)
     return "; ".join(lines)
 

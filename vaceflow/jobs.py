@@ -12,7 +12,7 @@ copied from the reference parses and serialises back to the same JSON.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -139,6 +139,9 @@ class _Strict(BaseModel):
 
 
 class _Input(_Strict):
+    one_of: ClassVar[tuple[str, ...]] = ()
+    """Fields of which the function needs at least one (none of them required alone)."""
+
     prompt: Prompt
 
     @field_validator("prompt")
@@ -285,17 +288,23 @@ class VideoEditInput(_Input):
     )
     mask_video_url: Url | None = None
 
+    one_of: ClassVar[tuple[str, ...]] = ("mask_image_url", "mask_video_url")
+
     @model_validator(mode="after")
     def _one_mask(self) -> Self:
         if self.mask_image_url and self.mask_video_url:
-            raise ValueError("input: give mask_image_url or mask_video_url, not both")
+            raise ValueError("give mask_image_url or mask_video_url, not both")
         if not self.mask_image_url and not self.mask_video_url:
-            raise ValueError("input: video_edit needs mask_image_url or mask_video_url")
+            raise ValueError("video_edit needs mask_image_url or mask_video_url")
         return self
 
 
 class VideoEditParameters(_Parameters):
-    control_condition: EditControlCondition = EditControlCondition.NONE
+    control_condition: EditControlCondition = Field(
+        default=EditControlCondition.NONE,
+        description="What to keep from the video outside the mask: none (default), the "
+        "pose with the face, or depth.",
+    )
     mask_type: MaskType = Field(
         default=MaskType.TRACKING,
         description="tracking: the area follows the object; fixed: it stays put.",
@@ -325,15 +334,17 @@ class VideoExtensionInput(_Input):
         default=None, description="A motion guide; needs parameters.control_condition."
     )
 
+    one_of: ClassVar[tuple[str, ...]] = (
+        "first_frame_url",
+        "last_frame_url",
+        "first_clip_url",
+        "last_clip_url",
+    )
+
     @model_validator(mode="after")
     def _something_to_extend(self) -> Self:
-        if not (
-            self.first_frame_url or self.last_frame_url or self.first_clip_url or self.last_clip_url
-        ):
-            raise ValueError(
-                "input: video_extension needs at least one of first_frame_url, last_frame_url, "
-                "first_clip_url, last_clip_url"
-            )
+        if not any(getattr(self, name) for name in self.one_of):
+            raise ValueError(f"video_extension needs at least one of {', '.join(self.one_of)}")
         return self
 
 

@@ -215,6 +215,15 @@ class Catalog:
         )
 
     @staticmethod
+    def _last_note(session: Session, job_id: str) -> str | None:
+        return session.scalars(
+            select(EventRow.note)
+            .where(EventRow.job_id == job_id)
+            .order_by(EventRow.id.desc())
+            .limit(1)
+        ).first()
+
+    @staticmethod
     def _changed(session: Session, statement: Any) -> bool:
         result = cast(CursorResult[Any], session.execute(statement))
         return result.rowcount == 1
@@ -511,15 +520,24 @@ class Catalog:
         now = self._clock()
         with self._transaction() as session:
             row = self._row(session, job_id)
+            # Called again once the video is published: say that, not the output twice.
+            uri = strip_url(output.s3_uri) if output.s3_uri else None
+            again = row.output_path == output.path and self._last_note(session, job_id) == (
+                f"output {output.path}"
+            )
+            note = (
+                (f"published {uri}" if uri else None) if again else f"output {output.path or uri}"
+            )
             row.output_path = output.path
-            row.output_uri = strip_url(output.s3_uri) if output.s3_uri else None
+            row.output_uri = uri
             row.output_sha256 = output.sha256
             row.output_probe = redact_json(output.probe) if output.probe is not None else None
             row.thumbnail_path = output.thumbnail_path
             row.status = JobStatus.SUCCEEDED.value
             row.finished_at = row.finished_at or now
             row.updated_at = now
-            self._event(session, row, now, f"output {output.path or row.output_uri}")
+            if note:
+                self._event(session, row, now, note)
             return self._record(row)
 
     def record_failure(self, job_id: str, code: str | None, message: str) -> JobRecord:

@@ -7,12 +7,14 @@ the export print.
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from vaceflow.catalog.schema import EventRow, JobRow, JobStatus
+from vaceflow.limits import Role
 
 __all__ = ["InputRecord", "JobEvent", "JobRecord", "OutputRecord"]
 
@@ -107,10 +109,37 @@ class JobRecord(_Record):
 
     @property
     def duration_seconds(self) -> float | None:
-        """From our learning the task id to our first seeing it final."""
+        """Time at the service: from our learning the task id to our first seeing it final."""
         if self.submitted_at is None or self.finished_at is None:
             return None
         return (self.finished_at - self.submitted_at).total_seconds()
+
+    @property
+    def video_seconds(self) -> float | None:
+        """Seconds of video made (what the cost is billed on): the service's usage, else
+        the downloaded file's probe."""
+        usage = self.usage or {}
+        if usage.get("video_duration"):
+            return float(usage["video_duration"]) * int(usage.get("video_count") or 1)
+        probe = (self.output.probe or {}) if self.output else {}
+        duration = probe.get("duration")
+        return float(duration) if duration else None
+
+    def sent_request(self) -> dict[str, Any]:
+        """The request body as the service received it: each input's staged URL (without
+        its signature) where the stored body has the conformed file's local file:// URI.
+        Inputs never staged keep their local URI: nothing was sent."""
+        body = copy.deepcopy(self.request)
+        given = body.get("input")
+        if not isinstance(given, dict):
+            return body
+        for role, items in self.inputs.items():
+            field = Role(role).api_field
+            urls = [item.staged_url for item in items]
+            if field not in given or not all(urls):
+                continue
+            given[field] = urls if isinstance(given[field], list) else urls[0]
+        return body
 
     @classmethod
     def from_row(

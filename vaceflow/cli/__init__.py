@@ -8,12 +8,39 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 
 import typer
+from typer._click.core import Context as _ClickContext  # typer vendors click since 0.26
+from typer._click.formatting import HelpFormatter
 
 from vaceflow.cli import batch, catalog, demo, dev, doctor, emulator, run, serve
 
 __all__ = ["app", "main"]
+
+_UNBROKEN_HYPHEN = "\u2011"
+
+
+class _HelpFormatter(HelpFormatter):
+    """Click's help, wrapped at spaces only: a flag (--mask-video) is never split at its
+    hyphens. Hyphens travel through the wrapping as non-breaking ones."""
+
+    def write_text(self, text: str) -> None:
+        super().write_text(text.replace("-", _UNBROKEN_HYPHEN))
+
+    def write_dl(
+        self, rows: Iterable[tuple[str, str]], col_max: int = 30, col_spacing: int = 2
+    ) -> None:
+        keep = [
+            (a.replace("-", _UNBROKEN_HYPHEN), b.replace("-", _UNBROKEN_HYPHEN)) for a, b in rows
+        ]
+        super().write_dl(keep, col_max, col_spacing)
+
+    def getvalue(self) -> str:
+        return super().getvalue().replace(_UNBROKEN_HYPHEN, "-")
+
+
+_ClickContext.formatter_class = _HelpFormatter  # in vaceflow's process: its own CLI only
 
 app = typer.Typer(
     name="vaceflow",
@@ -21,12 +48,19 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: wraps at any width, never cuts a flag, pipes cleanly
 )
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    debug: bool = typer.Option(
+        False, "--debug", help="Show tracebacks (also VACEFLOW_DEBUG=1).", show_default=False
+    ),
+) -> None:
     """vaceflow: typed VACE jobs, a DashScope client, a local emulator, Prefect flows."""
+    if debug:
+        os.environ["VACEFLOW_DEBUG"] = "1"
 
 
 for _module in (demo, run, batch, catalog, serve, emulator, dev, doctor):
@@ -34,10 +68,15 @@ for _module in (demo, run, batch, catalog, serve, emulator, dev, doctor):
 
 
 def main() -> None:
+    from vaceflow.cli.problems import report_uncaught
     from vaceflow.cli.running import load_env_file, quiet_prefect_console
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    if set(sys.argv[1:2]) & {"run", "batch", "demo"}:
+    words = [a for a in sys.argv[1:] if not a.startswith("-")]
+    if words[:1] and words[0] in ("run", "batch", "demo"):
         quiet_prefect_console()
-    load_env_file()
-    app()
+    try:
+        load_env_file()
+        app()
+    except Exception as exc:  # typer's exits are SystemExit: only real errors come here
+        sys.exit(report_uncaught(exc))

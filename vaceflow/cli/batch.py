@@ -9,12 +9,13 @@ the estimate checked against `--budget`, before anything is uploaded or submitte
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
 
-__all__ = ["load_jobs", "register"]
+__all__ = ["load_jobs", "outcome_lines", "register"]
 
 
 def load_jobs(path: Path) -> list[Any]:
@@ -45,6 +46,23 @@ def load_jobs(path: Path) -> list[Any]:
     return jobs
 
 
+def outcome_lines(outcomes: list[Any], below: Callable[[Any], list[str]]) -> list[str]:
+    """One line per job of a batch (index, function, status, job id), and `below(outcome)`
+    beneath it: its video, or its error, whole."""
+    from vaceflow.cli.layout import Column, table
+
+    def status(text: str) -> str:
+        return typer.style(text, fg="green" if text == "succeeded" else "red")
+
+    columns = [Column("#", right=True), Column("function"), Column("status", style=status)]
+    columns.append(Column("job"))
+    rows = [
+        [str(o.index), o.function, "succeeded" if o.ok else o.status, o.job_id or ""]
+        for o in outcomes
+    ]
+    return table(columns, rows, below=[[line for line in below(o) if line] for o in outcomes])
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
     from vaceflow.limits import ACCOUNT
@@ -67,8 +85,11 @@ def register(app: typer.Typer) -> None:
         timeout_minutes: float = typer.Option(30.0, "--timeout-minutes", min=0.1),
         json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
     ) -> None:
-        """Run every job in FILE; one failure never stops the others. Its inputs are read
-        as given (no trust restrictions: you wrote FILE; the README's Trust section)."""
+        """Run every job in a YAML or JSON file.
+
+        One failure never stops the others. Inputs are read as given (you wrote the
+        file): the restrictions of deployments and intake do not apply.
+        """
         _batch(file, max_in_flight, dry_run, budget, fresh, timeout_minutes, json_out)
 
 
@@ -82,11 +103,10 @@ def _batch(
     json_out: bool,
 ) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     from vaceflow.cli.run import _budget_error, _estimate
     from vaceflow.cli.running import EXIT, progress
-    from vaceflow.errors import InputRefused, VaceflowError
+    from vaceflow.errors import InputRefused, MediaError, VaceflowError
     from vaceflow.media.prepare import prepare
     from vaceflow.media.spec import JobSpec
 
@@ -104,7 +124,11 @@ def _batch(
             error = {"job": current, "error": str(exc), "rule": getattr(exc, "rule", None)}
             typer.echo(json.dumps({"ok": False, **error}, indent=2))
         else:
-            console.print(f"[bold red]refused:[/] {where}{exc}{rule}", highlight=False)
+            from vaceflow.cli.layout import echo, wrap
+            from vaceflow.cli.run import _CLASS_NAME
+
+            said = _CLASS_NAME.sub("", str(exc)) if isinstance(exc, MediaError) else str(exc)
+            echo(wrap(f"refused: {where}{said}{rule}", indent="  "), err=True)
         raise typer.Exit(EXIT["refused"]) from None
     estimate, over = _estimate(prepared, budget, concurrency=max_in_flight)
     if over is not None:
@@ -123,7 +147,15 @@ def _batch(
         return
 
     from flows.batch import vace_batch
+    from vaceflow.cli.problems import UserProblem, prefect_api_url, preflight
+    from vaceflow.cli.running import calm_console, stop
+    from vaceflow.settings import Settings
 
+    try:
+        preflight(Settings.load(), prefect_url=prefect_api_url())
+    except UserProblem as problem:
+        stop(problem, json_out=json_out)
+    calm_console()
     with progress(console, enabled=not json_out):
         outcomes = vace_batch(
             jobs, max_in_flight=max_in_flight, fresh=fresh, timeout_minutes=timeout_minutes
@@ -131,12 +163,9 @@ def _batch(
     if json_out:
         typer.echo(json.dumps([o.model_dump(mode="json") for o in outcomes], indent=2))
     else:
-        table = Table(title=f"{file.name}: {sum(o.ok for o in outcomes)} of {len(outcomes)} ok")
-        for column in ("#", "function", "status", "job", "output / error"):
-            table.add_column(column, overflow="fold")
-        for o in outcomes:
-            status = "[green]succeeded[/]" if o.ok else f"[red]{o.status}[/]"
-            table.add_row(str(o.index), o.function, status, o.job_id or "", o.output or o.error)
-        console.print(table)
+        from vaceflow.cli.layout import echo, shown_path
+
+        typer.echo(f"{file.name}: {sum(o.ok for o in outcomes)} of {len(outcomes)} ok")
+        echo(outcome_lines(outcomes, lambda o: [shown_path(o.output) if o.ok else o.error or ""]))
     if not all(o.ok for o in outcomes):
         raise typer.Exit(EXIT["failed"])

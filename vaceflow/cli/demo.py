@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -86,13 +85,19 @@ def register(app: typer.Typer) -> None:
             help="Run the flows against the stack's Prefect server (its UI shows the runs).",
         ),
     ) -> None:
-        """Run all five VACE functions end to end on a local stack (emulated service)."""
+        """All five functions end to end on a local stack.
+
+        The service is the local emulator: nothing reaches Alibaba Cloud.
+        """
         _demo(fresh=fresh, prefect_server=prefect_server)
 
 
 def _demo(*, fresh: bool, prefect_server: bool) -> None:
     from rich.console import Console
 
+    from vaceflow.cli.hints import command
+    from vaceflow.cli.layout import echo, fields, shown_path, wrap
+    from vaceflow.cli.running import EXIT
     from vaceflow.errors import VaceflowError
     from vaceflow.samples import make_samples
     from vaceflow.settings import data_dir
@@ -105,25 +110,31 @@ def _demo(*, fresh: bool, prefect_server: bool) -> None:
         try:
             state, _ = up(folder, prefect=prefect_server)
         except VaceflowError as exc:
-            console.print(f"[bold red]the local stack did not start:[/] {exc}")
-            raise typer.Exit(1) from None
+            typer.echo(f"error: the local stack did not start: {exc}", err=True)
+            raise typer.Exit(EXIT["stack_down"]) from None
     for key, value in stack_env(state).items():
         os.environ[key] = value  # the stack's, even over an older environment
     if not prefect_server:
         os.environ.pop("PREFECT_API_URL", None)
-    console.print(
-        f"stack up in {time.monotonic() - started:.0f} s: S3 {state.s3_endpoint}, "
-        f"emulator {state.emulator_url}"
-        + (f", Prefect {state.prefect.api_url}" if state.prefect else ""),
-        highlight=False,
+    typer.echo(f"stack up in {time.monotonic() - started:.0f} s:")
+    echo(
+        fields(
+            [
+                ("S3", state.s3_endpoint),
+                ("emulator", state.emulator_url),
+                ("Prefect", state.prefect.api_url if state.prefect else ""),
+            ]
+        )
     )
     with console.status("drawing sample inputs with ffmpeg ..."):
         samples = make_samples(folder / "samples")
-    console.print(f"sample inputs in {folder / 'samples'}", highlight=False)
+    typer.echo(f"sample inputs in {shown_path(folder / 'samples')}")
 
     from flows.batch import vace_batch
-    from vaceflow.cli.running import progress
+    from vaceflow.cli.running import calm_console, progress
     from vaceflow.jobs import parse_job
+
+    calm_console()
 
     jobs = [parse_job(body) for body in demo_jobs(samples)]
     before = _submissions(state.emulator_url)
@@ -131,22 +142,27 @@ def _demo(*, fresh: bool, prefect_server: bool) -> None:
         outcomes = vace_batch(jobs, fresh=fresh)
     submitted = _submissions(state.emulator_url) - before
     _print_table(console, outcomes)
-    console.print(
-        f"{sum(o.ok for o in outcomes)} of {len(outcomes)} functions succeeded in "
-        f"{time.monotonic() - started:.0f} s; the emulator counted {submitted} new "
-        f"submission{'s' if submitted != 1 else ''}.",
-        highlight=False,
-    )
-    console.print(
-        "Every video carries an EMULATED mark: the local emulator made it, not the model. "
-        "`vaceflow catalog list` shows the jobs"
-        + (
-            f"; the Prefect UI at {state.prefect.api_url.removesuffix('/api')} shows the runs"
-            if state.prefect
-            else ""
+    echo(
+        wrap(
+            f"{sum(o.ok for o in outcomes)} of {len(outcomes)} functions succeeded in "
+            f"{time.monotonic() - started:.0f} s; the emulator counted {submitted} new "
+            f"submission{'s' if submitted != 1 else ''}. Every video carries an EMULATED "
+            "mark: the local emulator made it, not the model."
         )
-        + "; `vaceflow dev down` stops the stack.",
-        highlight=False,
+    )
+    echo(
+        fields(
+            [
+                ("the jobs", command("catalog list")),
+                (
+                    "the runs",
+                    f"{state.prefect.api_url.removesuffix('/api')} (Prefect UI)"
+                    if state.prefect
+                    else "",
+                ),
+                ("stop the stack", command("dev down")),
+            ]
+        )
     )
     if not all(o.ok for o in outcomes):
         raise typer.Exit(1)
@@ -163,32 +179,24 @@ def _submissions(emulator_url: str) -> int:
 
 
 def _print_table(console: Any, outcomes: list[Any]) -> None:
-    from rich.table import Table
-
+    """Each function's job and status, with its video and contact sheet beneath."""
     from vaceflow.catalog import Catalog
+    from vaceflow.cli.batch import outcome_lines
+    from vaceflow.cli.layout import Whole, echo, shown_path
 
-    table = Table(title="vaceflow demo: five functions, emulated service")
-    for column in ("function", "status", "job", "video", "thumbnail"):
-        table.add_column(column, overflow="fold")
     with Catalog.from_settings() as catalog:
-        for o in outcomes:
-            record = catalog.get(o.job_id) if o.job_id else None
-            out = record.output if record else None
-            table.add_row(
-                o.function,
-                "[green]succeeded[/]" if o.ok else f"[red]{o.status}[/]: {o.error or ''}",
-                o.job_id or "",
-                _short(out.path if out else None),
-                _short(out.thumbnail_path if out else None),
-            )
-    console.print(table)
+        records = {o.job_id: catalog.get(o.job_id) for o in outcomes if o.job_id}
 
+    def below(outcome: Any) -> list[str]:
+        record = records.get(outcome.job_id)
+        out = record.output if record else None
+        if out is None:
+            return [outcome.error or ""]
+        return [
+            Whole(f"video      {shown_path(out.path)}"),
+            Whole(f"thumbnail  {shown_path(out.thumbnail_path)}"),
+        ]
 
-def _short(path: str | None) -> str:
-    if not path:
-        return ""
-    p = Path(path)
-    try:
-        return str(p.relative_to(Path.cwd()))
-    except ValueError:
-        return str(p)
+    console.file.flush()
+    typer.echo("vaceflow demo: five functions, emulated service")
+    echo(outcome_lines(outcomes, below))

@@ -18,7 +18,9 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
     dev = typer.Typer(
         help="The local stack on loopback: SeaweedFS (S3), the DashScope emulator, Prefect.",
+        short_help="The local stack: S3, the emulator, Prefect.",
         no_args_is_help=True,
+        rich_markup_mode=None,
     )
 
     @dev.command("up")
@@ -34,7 +36,10 @@ def register(app: typer.Typer) -> None:
         ),
         workers: int = typer.Option(2, min=1, max=16, help="Process workers (with --team)."),
     ) -> None:
-        """Start the stack (idempotent), print its environment, write it to the env file."""
+        """Start the stack (when not running).
+
+        Prints its environment and writes it to the env file every command reads.
+        """
         from vaceflow.errors import VaceflowError
         from vaceflow.settings import data_dir, env_file
         from vaceflow.stack import stack_env, up
@@ -44,7 +49,7 @@ def register(app: typer.Typer) -> None:
                 data_dir(), timeout=timeout, prefect=prefect, team=team, workers=workers
             )
         except VaceflowError as exc:
-            typer.echo(f"vaceflow dev up: {exc}", err=True)
+            typer.echo(f"error: the stack did not start: {exc}", err=True)
             raise typer.Exit(1) from None
         word = "already running" if already else "started"
         kind = "team stack" if state.team else "dev stack"
@@ -80,7 +85,9 @@ def register(app: typer.Typer) -> None:
 
         services = status(data_dir())
         if not services:
-            typer.echo("dev stack: not started (vaceflow dev up)")
+            from vaceflow.cli.hints import command
+
+            typer.echo(f"dev stack: not started ({command('dev up')})")
             raise typer.Exit(1)
         for s in services:
             state = (

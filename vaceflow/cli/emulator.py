@@ -51,7 +51,10 @@ def register(app: typer.Typer) -> None:
             None, help="Root URL clients reach this server at [from the request]."
         ),
     ) -> None:
-        """Serve a local DashScope (wan2.1-vace-plus): same routes, limits and errors."""
+        """Serve the local DashScope emulator.
+
+        The same routes, limits and errors as wan2.1-vace-plus.
+        """
         from pydantic import ValidationError
 
         from vaceflow.emulator import EmulatorConfig, EmulatorServer

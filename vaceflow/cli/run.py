@@ -16,18 +16,21 @@ line, and `--json` prints its catalog record.
 Exit codes: 0 ready (dry run) or succeeded, 1 the job failed, 2 refused before any
 spend (an input broke a rule it cannot be conformed to, or the job is invalid), 3 over
 budget (nothing was uploaded or submitted), 4 the wait timed out (the task is kept: run
-again to resume), 5 the submission is uncertain (see `vaceflow catalog list`).
+again to resume), 5 the submission is uncertain (see `vaceflow catalog list`); 6 to 11
+the user's situation, not the job's: a stack, server or key that is missing
+(`vaceflow.cli.problems`). Messages name flags and files, not the API's fields.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import re
 import types
 import typing
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 from pydantic.fields import FieldInfo
@@ -36,7 +39,7 @@ from vaceflow.jobs import Function
 
 if TYPE_CHECKING:
     from vaceflow.catalog import Catalog
-    from vaceflow.errors import BudgetExceeded
+    from vaceflow.errors import BudgetExceeded, VaceflowError
     from vaceflow.estimate import Estimate
     from vaceflow.media.prepare import PreparedJob
     from vaceflow.settings import Settings
@@ -55,13 +58,17 @@ _SUMMARY = {
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
     run_app = typer.Typer(
-        help="Prepare and run a VACE job (--dry-run: conform and validate, no upload, no "
-        "spend). Inputs are read as given: paths, any URL, any bucket (the restrictions of "
+        help="Run one VACE job (--dry-run: conform and validate, no upload, no spend). "
+        "Inputs are read as given: any path, URL or bucket (the restrictions of "
         "deployments and intake do not apply to you; see the README's Trust section).",
+        short_help="Run one VACE job (--dry-run: no upload, no spend).",
         no_args_is_help=True,
+        rich_markup_mode=None,
     )
     for function in Function:
-        run_app.command(name=function.value, help=_SUMMARY[function])(_command(function))
+        run_app.command(name=function.value, help=_help(function), short_help=_SUMMARY[function])(
+            _command(function)
+        )
     app.add_typer(run_app, name="run")
 
 
@@ -72,26 +79,36 @@ def _command(function: Function) -> Any:
     params: list[inspect.Parameter] = [
         _param("prompt", str, typer.Option("--prompt", help="What the video should show."), ...)
     ]
+    one_of = _one_of(function)
     for role, field in input_roles(function).items():
         many = typing.get_origin(_unwrap(field.annotation)) is list
-        what = "paths, URLs or s3:// URIs (repeat the option)" if many else "path, URL or s3:// URI"
+        what = "A path, http(s) URL or s3:// URI" + (" (repeat the option)" if many else "")
+        need = ""
+        flag = f"--{_flag(role.value)}"
+        if flag in one_of:
+            others = [f for f in one_of if f != flag]
+            need = (
+                f" Required: this or {others[0]}."
+                if len(one_of) == 2
+                else f" Required: at least one of {', '.join(one_of)}."
+            )
         params.append(
             _param(
                 role.value,
                 list[str] | None if many else str | None,
                 typer.Option(
-                    f"--{_flag(role.value)}",
-                    help=f"{role.api_field}: {what}.",
-                    rich_help_panel="Inputs",
+                    flag,
+                    metavar="FILE|URL",
+                    help=f"{what}; the API's {role.api_field}.{need}",
                     show_default=False,
                 ),
-                ... if field.is_required() and not many else None,
+                ... if field.is_required() else None,
             )
         )
     for name, field in input_fields(function).items():
-        params.append(_field_param(name, field, panel="Inputs"))
+        params.append(_field_param(name, field))
     for name, field in parameter_fields(function).items():
-        params.append(_field_param(name, field, panel="Parameters"))
+        params.append(_field_param(name, field))
     params += [
         _param(
             "dry_run", bool, typer.Option("--dry-run", help="Prepare and validate only."), False
@@ -156,6 +173,23 @@ def _flag(name: str) -> str:
     return name.replace("_", "-")
 
 
+def _one_of(function: Function) -> list[str]:
+    """The input flags of which `function` needs at least one (the job model says which)."""
+    from vaceflow.limits import Role
+    from vaceflow.media.spec import input_model
+
+    fields: tuple[str, ...] = getattr(input_model(function), "one_of", ())
+    return [f"--{_flag(r.value)}" for r in Role if r.api_field in fields]
+
+
+def _help(function: Function) -> str:
+    one_of = _one_of(function)
+    if not one_of:
+        return _SUMMARY[function]
+    need = " or ".join(one_of) if len(one_of) == 2 else f"at least one of {', '.join(one_of)}"
+    return f"{_SUMMARY[function]}\n\nNeeds {need}."
+
+
 def _unwrap(annotation: Any) -> Any:
     """`X | None` -> X; Annotated[X, ...] -> X."""
     if typing.get_origin(annotation) is Annotated:
@@ -185,51 +219,50 @@ def _choices(annotation: Any) -> list[str] | None:
     return list(dict.fromkeys(values))
 
 
-def _field_param(name: str, field: FieldInfo, *, panel: str) -> inspect.Parameter:
+def _field_param(name: str, field: FieldInfo) -> inspect.Parameter:
     """An option for one model field; the model validates the value (ranges included)."""
     annotation = _unwrap(field.annotation)
-    help_text = field.description or name.replace("_", " ")
+    help_text = field.description or name.replace("_", " ").capitalize() + "."
+    default: Any = ... if field.is_required() else None
     if typing.get_origin(annotation) is list:
         item = _unwrap(typing.get_args(annotation)[0])
         choices = _choices(item)
         option = typer.Option(
-            f"--{_flag(name)}",
-            help=f"{help_text} (repeat the option)",
-            rich_help_panel=panel,
-            show_default=False,
+            f"--{_flag(name)}", help=f"{help_text} (repeat the option)", show_default=False
         )
         element = _choice_type(name, choices) if choices else str
-        return _param(name, list[element] | None, option, None)  # type: ignore[valid-type]
+        return _param(name, list[element] | None, option, default)  # type: ignore[valid-type]
     if annotation is bool:
         option = typer.Option(
-            f"--{_flag(name)}/--no-{_flag(name)}",
-            help=help_text,
-            rich_help_panel=panel,
-            show_default=False,
+            f"--{_flag(name)}/--no-{_flag(name)}", help=help_text, show_default=False
         )
-        return _param(name, bool | None, option, None)
+        return _param(name, bool | None, option, default)
     choices = _choices(annotation)
     kind: Any = str
     if choices:
         kind = _choice_type(name, choices)
     elif annotation in (int, float):
         kind = annotation
-    option = typer.Option(
-        f"--{_flag(name)}", help=help_text, rich_help_panel=panel, show_default=False
-    )
-    return _param(name, kind | None, option, None)
+    option = typer.Option(f"--{_flag(name)}", help=help_text, show_default=False)
+    return _param(name, kind | None, option, default)
+
+
+_NO_VALUE = "none"
+"""How a choice of "" (the API's "no control condition") is written on the command line."""
 
 
 def _choice_type(name: str, values: list[str]) -> type[StrEnum]:
-    """An enum typer shows as choices ("" allowed: 'no control condition')."""
-    return StrEnum(name, [(v or "none", v) for v in values])  # type: ignore[return-value]
+    """An enum typer shows as choices; the API's empty choice is shown as `none`."""
+    return StrEnum(name, [(v or _NO_VALUE, v or _NO_VALUE) for v in values])  # type: ignore[return-value]
 
 
 def _plain(value: Any) -> Any:
-    """Enum choices back to their strings."""
+    """Enum choices back to the API's strings (`none` back to "")."""
     if isinstance(value, list):
         return [_plain(v) for v in value]
-    return value.value if isinstance(value, Enum) else value
+    if isinstance(value, Enum):
+        return "" if value.value == _NO_VALUE else value.value
+    return value
 
 
 def _run(function: Function, options: dict[str, Any]) -> None:
@@ -245,7 +278,7 @@ def _run(function: Function, options: dict[str, Any]) -> None:
 
     import logging
 
-    from vaceflow.errors import InputRefused, VaceflowError
+    from vaceflow.errors import VaceflowError
 
     # The reports are printed below; keep the same lines from reaching stderr twice.
     logging.getLogger("vaceflow.media").addHandler(logging.NullHandler())
@@ -256,20 +289,7 @@ def _run(function: Function, options: dict[str, Any]) -> None:
         spec = JobSpec.from_options(function, {k: _plain(v) for k, v in options.items()})
         prepared = prepare(spec)
     except VaceflowError as exc:
-        error = {
-            "type": type(exc).__name__,
-            "input": getattr(exc, "input_name", None),
-            "rule": exc.rule if isinstance(exc, InputRefused) else None,
-            "message": str(exc),
-        }
-        if json_out:
-            typer.echo(json.dumps({"ready": False, "error": error}, indent=2))
-        else:
-            head = "refused" if isinstance(exc, InputRefused) else type(exc).__name__
-            where = f" [{error['input']}]" if error["input"] else ""
-            rule = f" (rule: {error['rule']})" if error["rule"] else ""
-            console.print(f"[bold red]{head}{where}{rule}:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        _refuse(exc, function, options, json_out=json_out)
 
     body = prepared.job.to_body()
     estimate, over = _estimate(prepared, budget)
@@ -298,8 +318,7 @@ def _run(function: Function, options: dict[str, Any]) -> None:
         console.print(f"[bold red]over budget:[/] {over}", highlight=False)
         raise typer.Exit(3)
     console.print(
-        "[bold green]ready[/]: every input conforms and the job validates; "
-        "nothing was uploaded or submitted (dry run)."
+        "[bold green]ready[/] (dry run): the job validates; nothing was uploaded or submitted."
     )
 
 
@@ -316,20 +335,15 @@ def _submit(
     resubmit_on_algo_error: bool,
 ) -> None:
     """The real run: the plan and estimate first, then the job through the flow."""
-    from vaceflow.cli.running import EXIT, run_one
+    from vaceflow.cli.problems import UserProblem, prefect_api_url, preflight
+    from vaceflow.cli.running import EXIT, run_one, stop
     from vaceflow.media.spec import build_job
     from vaceflow.settings import Settings
 
-    settings = Settings.load()
-    if settings.api_key is None and not settings.api_key_block:
-        console.print(
-            "[bold red]no DashScope key:[/] set DASHSCOPE_API_KEY or VACEFLOW_API_KEY_BLOCK "
-            "(a Prefect Secret block), or start the local stack with `vaceflow dev up`, "
-            "whose emulator key every command then reads; nothing was submitted. "
-            "--dry-run needs no key.",
-            highlight=False,
-        )
-        raise typer.Exit(EXIT["failed"])
+    try:
+        preflight(Settings.load(), prefect_url=prefect_api_url())
+    except UserProblem as problem:
+        stop(problem, json_out=json_out)
 
     if over is not None:
         if json_out:
@@ -350,18 +364,116 @@ def _submit(
     )
 
 
-def _print_plan(console: Any, prepared: Any) -> None:
-    from rich.table import Table
+# --- errors in the CLI's terms ------------------------------------------------------
 
-    table = Table(title="Conform plan", show_lines=True)
-    for column in ("input", "source", "was", "done (why)", "now"):
-        table.add_column(column, overflow="fold")
+_CLASS_NAME = re.compile(
+    r"(?:[A-Z][a-z]+)+(?:Error|Timeout|Exception): (?:\[Errno -?\d+\] )?"
+    r"| ?\((?:[A-Z][a-z]+)+(?:Error|Timeout|Exception)\)"
+)
+"""`ConnectError: [Errno 111] `, ` (ConnectTimeout)`: an exception's class, not words."""
+
+
+def _refuse(
+    exc: VaceflowError, function: Function, options: dict[str, Any], *, json_out: bool
+) -> NoReturn:
+    """Say why the job cannot run, naming the flag and the file given (not the API's
+    field), and exit 2: nothing was uploaded or submitted."""
+    from vaceflow.cli.layout import echo, wrap
+    from vaceflow.errors import InputRefused, JobInvalid
+
+    subject, detail = _in_cli_terms(exc, function, options)
+    rule = exc.rule if isinstance(exc, InputRefused) else None
+    if json_out:
+        error = {
+            "type": type(exc).__name__,
+            "input": getattr(exc, "input_name", None),
+            "flag": subject.partition(" ")[0] or None,
+            "file": subject.partition(" ")[2] or None,
+            "rule": rule,
+            "message": f"{subject}: {detail}" if subject else detail,
+        }
+        typer.echo(json.dumps({"ready": False, "error": error}, indent=2))
+    else:
+        head = "refused" if isinstance(exc, InputRefused | JobInvalid) else "error"
+        text = f"{head}: {subject}: {detail}" if subject else f"{head}: {detail}"
+        lines = wrap(text, indent="  ", keep=[subject])
+        if rule:
+            lines += wrap(f"rule: {_flag_words(rule, function)}", first="  ", indent="    ")
+        echo(lines, err=True)
+    raise typer.Exit(2)
+
+
+def _in_cli_terms(
+    exc: VaceflowError, function: Function, options: dict[str, Any]
+) -> tuple[str, str]:
+    """(`--flag FILE` of the input at fault or "", what is wrong), in flags' words."""
+    from vaceflow.errors import MediaError
+    from vaceflow.media.sources import display_ref
+    from vaceflow.media.spec import input_roles
+
+    roles = {role.value for role in input_roles(function)}
+    name = getattr(exc, "input_name", None) or ""
+    detail = str(exc).removeprefix(f"{name}: ") if name else str(exc)
+    base, _, index = name.partition("[")
+    subject = ""
+    if base in roles:
+        given = options.get(base)
+        refs = [str(g) for g in given] if isinstance(given, list) else [str(given or "")]
+        position = int(index.rstrip("]")) - 1 if index else 0
+        ref = display_ref(refs[position]) if position < len(refs) and refs[position] else ""
+        subject = f"--{_flag(base)} {ref}".rstrip()
+        # The message may name the file again, as given or as fetched: once is enough.
+        head, sep, rest = detail.partition(": ")
+        if sep and ref and (head == ref or Path(head).name == Path(ref).name):
+            detail = rest
+    if isinstance(exc, MediaError):  # fetch errors carry httpx's class names
+        detail = _CLASS_NAME.sub("", detail)
+    return subject, _flag_words(detail, function)
+
+
+def _flag_words(text: str, function: Function) -> str:
+    """The API's field names in `text` (input.ref_images_url, parameters.obj_or_bg,
+    mask_frame_id) written as this command's flags."""
+    from vaceflow.media.spec import input_fields, input_roles, parameter_fields
+
+    names: dict[str, str] = {}
+    for role in input_roles(function):
+        flag = f"--{_flag(role.value)}"
+        names[f"input.{role.api_field}"] = names[role.api_field] = flag
+    for field in input_fields(function):
+        names[f"input.{field}"] = names[field] = f"--{_flag(field)}"
+    for field in parameter_fields(function):
+        names[f"parameters.{field}"] = f"--{_flag(field)}"
+        if "_" in field:  # a bare plain word (seed, size) may be prose: only dotted ones
+            names[field] = f"--{_flag(field)}"
+    pattern = re.compile(
+        r"(?<![\w.-])(" + "|".join(map(re.escape, sorted(names, key=len, reverse=True))) + r")\b"
+    )
+    parts = [pattern.sub(lambda m: names[m.group(1)], p) for p in text.split("; ")]
+    return "; ".join(p.removeprefix("input: ").removeprefix("parameters: ") for p in parts)
+
+
+def _print_plan(console: Any, prepared: Any) -> None:
+    """Each input as a block: where it came from, what it was, what was done and why,
+    what it is now. Paths whole, relative to the current folder when inside it."""
+    from vaceflow.cli.layout import echo, fields, shown_path, wrap
+
+    lines = ["conform plan"]
     for report in prepared.reports:
-        done = report.done + (" [cached]" if report.cached else "")
-        table.add_row(report.input, report.source, str(report.before), done, str(report.after))
-    console.print(table)
-    for warning in prepared.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        done = report.done + (" (cached)" if report.cached else "")
+        source = shown_path(report.source) if "://" not in report.source else report.source
+        lines.append(f"  {report.input}  {source}")
+        lines += fields(
+            [("was", str(report.before)), ("done", done), ("now", str(report.after))], indent=4
+        )
+    for report in prepared.reports:
+        flag = f"--{_flag(report.input.partition('[')[0])}"
+        source = shown_path(report.source) if "://" not in report.source else report.source
+        for warning in report.warnings:
+            text = f"{flag} {source}: {warning.removeprefix(report.input + ': ')}"
+            lines += wrap(text, first="warning: ", indent="  ")
+    echo(lines)
+    console.file.flush()
 
 
 # --- the estimate and --budget (vaceflow.estimate) ---------------------------------------

@@ -7,12 +7,13 @@ process's progress listener feeding a rich status line (status, elapsed, polls).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
@@ -20,13 +21,37 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from vaceflow.catalog import JobRecord
+    from vaceflow.cli.problems import UserProblem
     from vaceflow.jobs import Job
     from vaceflow.responses import TaskStatus
 
-__all__ = ["EXIT", "load_env_file", "print_record", "progress", "quiet_prefect_console", "run_one"]
+__all__ = [
+    "EXIT",
+    "calm_console",
+    "load_env_file",
+    "print_record",
+    "progress",
+    "quiet_prefect_console",
+    "run_one",
+    "stop",
+]
 
-EXIT = {"ok": 0, "failed": 1, "refused": 2, "over_budget": 3, "timeout": 4, "uncertain": 5}
-"""Exit codes of `run` and `batch`; documented in the README."""
+EXIT = {
+    "ok": 0,
+    "failed": 1,
+    "refused": 2,
+    "over_budget": 3,
+    "timeout": 4,
+    "uncertain": 5,
+    # The user's situation, not the job's (vaceflow.cli.problems):
+    "stack_down": 6,
+    "prefect_unreachable": 7,
+    "s3_unreachable": 8,
+    "service_unreachable": 9,
+    "no_key": 10,
+    "catalog_unreachable": 11,
+}
+"""Exit codes of `run` and `batch` (6 and up: of every command); documented in the README."""
 
 
 def load_env_file() -> None:
@@ -54,6 +79,46 @@ def quiet_prefect_console() -> None:
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 
 
+def calm_console() -> None:
+    """A failed run is the CLI's one line: Prefect's own error lines about it, and every
+    traceback, stay in the run's logs (the API, the UI) and reach this console only
+    with --debug. Call after Prefect is imported (it sets up logging on import)."""
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    from vaceflow.cli.problems import debug
+
+    if debug():
+        return
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler) and not isinstance(
+            handler.formatter, _WithoutTraceback
+        ):
+            handler.addFilter(_no_prefect_errors)
+            handler.setFormatter(_WithoutTraceback(handler.formatter))
+
+
+def _no_prefect_errors(record: logging.LogRecord) -> bool:
+    return not (record.name.startswith("prefect") and record.levelno >= logging.ERROR)
+
+
+class _WithoutTraceback(logging.Formatter):
+    """The wrapped formatter's line, without the record's traceback or stack."""
+
+    def __init__(self, inner: logging.Formatter | None) -> None:
+        super().__init__()
+        self._inner = inner or logging.Formatter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        try:
+            return self._inner.format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+
 @contextmanager
 def progress(console: Console, enabled: bool = True) -> Iterator[None]:
     """A live line per job while it waits: status, time since the wait began, polls."""
@@ -66,10 +131,19 @@ def progress(console: Console, enabled: bool = True) -> Iterator[None]:
     lock = threading.Lock()
     status = console.status("preparing ...", spinner="dots")
 
+    states: dict[str, str] = {}
+
     def listener(job_id: str, state: TaskStatus, elapsed: float, polls: int) -> None:
         with lock:
             lines[job_id] = f"{job_id}: {state.value} {elapsed:5.0f} s, {polls} polls"
-            status.update(" | ".join(lines.values())[-console.width + 4 :])
+            states[job_id] = state.value
+            text = " | ".join(lines.values())
+            if len(text) > console.width - 4:  # too many jobs for one line: count them
+                counts: dict[str, int] = {}
+                for value in states.values():
+                    counts[value] = counts.get(value, 0) + 1
+                text = ", ".join(f"{n} {value}" for value, n in sorted(counts.items()))
+            status.update(text)
 
     set_progress_listener(listener)
     with status:
@@ -90,9 +164,11 @@ def run_one(
 ) -> None:
     """Run `job` through the `vace_job` flow; print the record; exit with its code."""
     from flows.job import vace_job
-    from vaceflow.errors import TaskFailed, VaceflowError, WaitTimeout
+    from vaceflow.cli.problems import diagnose
+    from vaceflow.errors import VaceflowError, WaitTimeout
     from vaceflow.pipeline import JobUncertain
 
+    calm_console()
     started = time.monotonic()
     try:
         with progress(console, enabled=not json_out):
@@ -106,17 +182,42 @@ def run_one(
         _fail(console, json_out, "timeout", exc)
     except JobUncertain as exc:
         _fail(console, json_out, "uncertain", exc)
-    except (TaskFailed, VaceflowError) as exc:
-        _fail(console, json_out, "failed", exc)
+    except Exception as exc:
+        problem = diagnose(exc)
+        if problem is not None:
+            stop(problem, json_out=json_out)
+        if isinstance(exc, VaceflowError):
+            _fail(console, json_out, "failed", exc)
+        raise
     print_record(console, record, json_out=json_out, seconds=time.monotonic() - started)
 
 
-def _fail(console: Console, json_out: bool, kind: str, exc: BaseException) -> None:
+def _fail(console: Console, json_out: bool, kind: str, exc: BaseException) -> NoReturn:
+    from vaceflow.cli.hints import in_commands
+
+    message = in_commands(str(exc))
     if json_out:
-        typer.echo(json.dumps({"ok": False, "outcome": kind, "error": str(exc)}, indent=2))
+        typer.echo(json.dumps({"ok": False, "outcome": kind, "error": message}, indent=2))
     else:
-        console.print(f"[bold red]{kind}:[/] {exc}", highlight=False)
+        typer.secho(f"{kind}: ", fg="red", bold=True, err=True, nl=False)
+        typer.echo(message, err=True)
     raise typer.Exit(EXIT[kind])
+
+
+def stop(problem: UserProblem, *, json_out: bool = False) -> NoReturn:
+    """Say the user's situation (JSON on stdout with --json) and exit with its code."""
+    from vaceflow.cli.problems import debug
+
+    if json_out:
+        typer.echo(json.dumps(problem.as_json(), indent=2))
+    else:
+        if debug():
+            import traceback
+
+            traceback.print_exc()
+        for line in problem.lines():
+            typer.echo(line, err=True)
+    raise typer.Exit(problem.exit_code)
 
 
 def print_record(
@@ -125,19 +226,25 @@ def print_record(
     if json_out:
         typer.echo(json.dumps(record.model_dump(mode="json"), indent=2))
         return
+    from vaceflow.cli.layout import echo, fields, shown_path
+    from vaceflow.settings import Settings
+
     out = record.output
     took = f" in {seconds:.0f} s" if seconds is not None else ""
-    console.print(
-        f"[bold green]{record.status.value}[/] {record.function} {record.id}{took}",
-        highlight=False,
-    )
-    rows: list[tuple[str, Any]] = [
-        ("task", record.task_id),
-        ("video", out.path if out else None),
-        ("thumbnail", out.thumbnail_path if out else None),
-        ("s3", out.s3_uri if out else None),
-        ("cost", f"{record.cost:.2f}" if record.cost is not None else None),
+    console.file.flush()
+    head = typer.style(record.status.value, fg="green", bold=True)
+    typer.echo(f"{head} {record.function} {record.id}{took}")
+    price = Settings.load().pricing.for_model(record.model)
+    cost = ""
+    if record.cost is not None:
+        cost = price.money(record.cost)
+        if record.video_seconds:
+            cost += f" ({record.video_seconds:g} s of video at {price})"
+    rows: list[tuple[str, str]] = [
+        ("task", record.task_id or ""),
+        ("video", shown_path(out.path) if out else ""),
+        ("thumbnail", shown_path(out.thumbnail_path) if out else ""),
+        ("published", (out.s3_uri or "") if out else ""),
+        ("cost", cost),
     ]
-    for name, value in rows:
-        if value:
-            console.print(f"  {name:10s} {value}", highlight=False, soft_wrap=True)
+    echo(fields(rows))

@@ -33,11 +33,18 @@ def project_dir() -> Path:
 def _require_server() -> str:
     project_dir()
     from deployments.serving import api_url
+    from vaceflow.cli.hints import in_commands
+    from vaceflow.cli.problems import unreachable
+    from vaceflow.cli.running import stop
+    from vaceflow.reach import reach
 
     url = api_url()
     if not url:
-        typer.echo(NO_SERVER, err=True)
+        typer.echo(in_commands(NO_SERVER), err=True)
         raise typer.Exit(2)
+    answer = reach(f"{url.rstrip('/')}/health")
+    if not answer.answered:
+        stop(unreachable("prefect", url, answer.problem or "no answer"))
     return url
 
 
@@ -50,7 +57,10 @@ def register(app: typer.Typer) -> None:
             None, "--limit", min=1, help="Flow runs this process runs at once (default: any)."
         ),
     ) -> None:
-        """Serve every vaceflow deployment from this process until interrupted."""
+        """Serve the deployments from this process.
+
+        Runs until interrupted.
+        """
         url = _require_server()
         from deployments import deployments
         from deployments.serving import serve_all
@@ -64,16 +74,31 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def deploy(
         pool: str = typer.Option(
-            ..., "--pool", help="The work pool (`vaceflow dev up --team` makes `vaceflow`)."
+            ..., "--pool", help="The work pool (the team stack, `dev up --team`, makes `vaceflow`)."
         ),
     ) -> None:
-        """Register every vaceflow deployment for a work pool's workers to run.
+        """Register the deployments for a work pool.
 
         The workers load the flows from this project's folder (no image): they must see
         it at the same path, as process workers on this machine do.
         """
         url = _require_server()
-        from deployments.serving import deploy_all
+        from deployments.serving import deploy_all, pool_exists
+        from vaceflow.cli.hints import command, prefect_command
+        from vaceflow.cli.layout import echo, wrap
+
+        if not pool_exists(pool):
+            create = prefect_command(f"work-pool create {pool} --type process")
+            said = f"error: the Prefect server at {url} has no work pool {pool!r}"
+            fix = wrap(
+                f"create it: {create}; or start the team stack, which has one: "
+                f"{command('dev up --team')}",
+                first="  ",
+                indent="  ",
+                keep=[create, command("dev up --team")],
+            )
+            echo([said, *fix], err=True)
+            raise typer.Exit(2)
 
         for spec in deploy_all(pool, project_dir()):
             typer.echo(f"deployed {spec.flow_name}/{spec.name} to pool {pool!r}")

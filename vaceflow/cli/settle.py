@@ -40,7 +40,9 @@ def register(catalog_app: typer.Typer) -> None:
             bool, typer.Option("--dry-run", help="Say what would be done; change nothing.")
         ] = False,
     ) -> None:
-        """Settle uncertain submits from the provider's task list (free to call)."""
+        """Settle uncertain submits from the task list.
+
+        Reads the provider's task list (free) over each uncertain job's submit window."""
         from vaceflow.errors import ConfigError
         from vaceflow.reconcile import Verdict, reconcile
 
@@ -73,9 +75,12 @@ def register(catalog_app: typer.Typer) -> None:
                 typer.echo(f"{job_id}: {outcome}: {found.summary}")
                 left += found.verdict.needs_a_person or found.verdict is Verdict.EARLY
             if left:
+                from vaceflow.cli.hints import command
+
                 typer.echo(
-                    f"{left} job(s) still uncertain: `vaceflow catalog resolve JOB --task-id ID` "
-                    "or `vaceflow catalog resolve JOB --resubmit`",
+                    f"{left} job(s) still uncertain; settle each with\n"
+                    f"  {command('catalog resolve JOB --task-id ID')}  (its task), or\n"
+                    f"  {command('catalog resolve JOB --resubmit')}  (pay again)",
                     err=True,
                 )
                 raise typer.Exit(UNSETTLED)
@@ -92,7 +97,9 @@ def register(catalog_app: typer.Typer) -> None:
             typer.Option("--resubmit", help="No task was made: let the next run pay again."),
         ] = False,
     ) -> None:
-        """Settle an uncertain job by hand: name its task, or have it submitted again."""
+        """Settle an uncertain job by hand.
+
+        Name its task (--task-id), or let the next run submit it again (--resubmit)."""
         from vaceflow.catalog import CatalogConflict, JobNotFound, JobStatus
         from vaceflow.errors import DashScopeError
         from vaceflow.responses import TaskStatus

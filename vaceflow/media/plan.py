@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vaceflow.errors import InputRefused
 from vaceflow.limits import CLIPS_TOTAL_SECONDS, MB, MediaKind, MediaRule, Role
 from vaceflow.media.facts import Facts
-from vaceflow.media.probe import MediaInfo
+from vaceflow.media.probe import MediaInfo, rotation_label
 
 __all__ = [
     "Action",
@@ -189,7 +189,7 @@ def _plan_video(
     if info.rotation:
         encode.append(
             Action(
-                what=f"turn the picture {info.rotation}°",
+                what=f"turn the picture upright (its {rotation_label(info.rotation)})",
                 why="the service ignores the display rotation",
             )
         )
@@ -410,7 +410,7 @@ def _plan_image(
         encode = True
         actions.append(
             Action(
-                what=f"turn the picture {info.rotation}°",
+                what=f"turn the picture upright (its {rotation_label(info.rotation)})",
                 why="the service ignores the orientation tag",
             )
         )
@@ -672,7 +672,7 @@ def violations(
     if info.codec != "h264":
         found.append(f"codec {info.codec}")
     if info.rotation:
-        found.append(f"rotated {info.rotation}°")
+        found.append(rotation_label(info.rotation))
     if rule.min_fps and (info.fps or 0.0) < rule.min_fps - 0.01:
         found.append(f"{info.fps} fps is under {rule.min_fps:g}")
     limit = window.seconds if window else rule.max_seconds

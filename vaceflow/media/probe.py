@@ -64,7 +64,8 @@ class MediaInfo(BaseModel):
     coded_width: int
     coded_height: int
     rotation: int = 0
-    """Degrees the player rotates the picture (0, 90, 180, 270)."""
+    """Degrees the player turns the picture clockwise (0, 90, 180, 270); say it to a
+    person with `rotation_label`, in ffmpeg's own terms."""
     fps: float | None = None
     """Average frame rate (frames / duration) for video."""
     nominal_fps: float | None = None
@@ -176,6 +177,17 @@ def _describe(p: Path, size: int, container: av.container.InputContainer) -> Med
         has_audio=has_audio,
         has_b_frames=bool(ctx.has_b_frames),
     )
+
+
+def display_rotation(rotation: int) -> int:
+    """`rotation` as ffmpeg reports it ("Display Matrix: rotation of 90.00 degrees", the
+    angle its -display_rotation option takes): counter-clockwise, in [-180, 180)."""
+    return (180 - rotation) % 360 - 180
+
+
+def rotation_label(rotation: int) -> str:
+    """`display rotation 90°`: the figure a person finds in ffmpeg's own output."""
+    return f"display rotation {display_rotation(rotation)}°"
 
 
 def _rotation(container: av.container.InputContainer, stream: av.VideoStream) -> int:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from vaceflow.limits import MB, Role
 from vaceflow.media.plan import Action, Mode
-from vaceflow.media.probe import MediaInfo
+from vaceflow.media.probe import MediaInfo, rotation_label
 
 __all__ = ["ConformReport", "MediaSummary"]
 
@@ -58,7 +58,7 @@ class MediaSummary(BaseModel):
         if self.duration is not None:
             parts.append(f"{self.duration:g} s ({self.frame_count} frames)")
         if self.rotation:
-            parts.append(f"rotated {self.rotation}°")
+            parts.append(rotation_label(self.rotation))
         if self.has_audio:
             parts.append("audio")
         if self.has_alpha:

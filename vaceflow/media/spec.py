@@ -17,7 +17,14 @@ from vaceflow.errors import JobInvalid, describe_validation_error
 from vaceflow.jobs import JOB_TYPES, Function, Job, parse_job
 from vaceflow.limits import Role
 
-__all__ = ["JobSpec", "build_job", "input_fields", "input_roles", "parameter_fields"]
+__all__ = [
+    "JobSpec",
+    "build_job",
+    "input_fields",
+    "input_model",
+    "input_roles",
+    "parameter_fields",
+]
 
 _SKIPPED_PARAMETERS = frozenset({"duration"})
 """Fixed by the service; not worth a flag."""
@@ -89,6 +96,11 @@ def _model(field: FieldInfo) -> type[BaseModel]:
     if not (isinstance(kind, type) and issubclass(kind, BaseModel)):
         raise TypeError(f"expected a model, got {kind!r}")
     return kind
+
+
+def input_model(function: Function) -> type[BaseModel]:
+    """`function`'s input model (its `one_of` names the inputs of which one is needed)."""
+    return _models(function)[0]
 
 
 def input_roles(function: Function) -> dict[Role, FieldInfo]:

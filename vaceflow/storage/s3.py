@@ -303,6 +303,7 @@ class S3Store:
                 f"cannot reach the S3 endpoint {self.endpoint} ({operation} {where}): "
                 "is it running? check VACEFLOW_S3_ENDPOINT_URL",
                 retryable=True,
+                unreachable=True,
                 **ctx,
             )
         if not isinstance(exc, ClientError):
