@@ -19,7 +19,7 @@ import pytest
 
 from vaceflow.stack import ServiceStatus, StackState, status, stop_component, up
 from vaceflow.stack.postgres import ensure_databases
-from vaceflow.stack.prefect_server import worker_statuses
+from vaceflow.stack.prefect_server import pool_workers
 from vaceflow.stack.processes import is_running
 from vaceflow.stack.state import load, stack_env
 
@@ -75,7 +75,7 @@ class TeamStack:
 
     def worker_statuses(self) -> dict[str, str]:
         """name -> ONLINE / OFFLINE, as the Prefect server reports its pool."""
-        return worker_statuses(self.prefect_api_url, self.pool)
+        return {n: w.status for n, w in pool_workers(self.prefect_api_url, self.pool).items()}
 
     def status(self) -> list[ServiceStatus]:
         return status(self.data_dir)

@@ -35,6 +35,7 @@ from vaceflow.errors import ConfigError, StackError, StorageError
 from vaceflow.settings import Settings
 from vaceflow.stack import postgres as pg
 from vaceflow.stack.prefect_server import (
+    WorkerSeen,
     api_answers,
     ensure_pool,
     ensure_zombie_watch,
@@ -43,7 +44,6 @@ from vaceflow.stack.prefect_server import (
     server_env,
     worker_command,
     worker_env,
-    worker_statuses,
 )
 from vaceflow.stack.processes import (
     free_ports,
@@ -242,7 +242,7 @@ def _parts(state: StackState) -> list[_Part]:
         parts.append(
             _Part("prefect", state.prefect.pid, state.prefect.marker, api, lambda: api_answers(api))
         )
-        online = cache(lambda: worker_statuses(api, state.pool))
+        seen = cache(lambda: pool_workers(api, state.pool))
         for w in state.workers:
             parts.append(
                 _Part(
@@ -250,7 +250,7 @@ def _parts(state: StackState) -> list[_Part]:
                     w.pid,
                     w.marker(state.pool),
                     f"work pool {state.pool!r}",
-                    _is_online(online, w.name),
+                    _is_online(seen, w.name),
                 )
             )
     return parts
@@ -260,8 +260,8 @@ def _part(state: StackState, name: str) -> _Part:
     return next(p for p in _parts(state) if p.name == name)
 
 
-def _is_online(statuses: Callable[[], dict[str, str]], name: str) -> Callable[[], bool]:
-    return lambda: statuses().get(name) == "ONLINE"
+def _is_online(seen: Callable[[], dict[str, WorkerSeen]], name: str) -> Callable[[], bool]:
+    return lambda: (w := seen().get(name)) is not None and w.status == "ONLINE"
 
 
 def _is_worker(name: str) -> bool:
@@ -339,10 +339,6 @@ _Ready = Callable[[float], None]
 """Waits (up to the seconds given) until a started process answers; raises StackError."""
 
 
-def _no_wait(timeout: float) -> None:
-    pass
-
-
 def _launch(
     data_dir: Path,
     state: StackState,
@@ -397,7 +393,7 @@ def _start_all(data_dir: Path, state: StackState, plan: _Plan, timeout: float) -
         state = _start_postgres(data_dir, state, timeout)
         assert state.postgres is not None
         database = state.postgres.url("prefect", driver="asyncpg")
-    prefect_ready: _Ready = _no_wait
+    waits = [seaweed_ready, emulator_ready]
     if state.prefect is not None:
         port = state.prefect.port
         home = data_dir / "prefect"
@@ -408,7 +404,8 @@ def _start_all(data_dir: Path, state: StackState, plan: _Plan, timeout: float) -
             server_command(port),
             server_env(_base_env(), home, database, port),
         )
-    for ready in (seaweed_ready, emulator_ready, prefect_ready):
+        waits.append(prefect_ready)
+    for ready in waits:
         ready(timeout)
     return _start_workers(data_dir, state, timeout) if plan.workers else state
 

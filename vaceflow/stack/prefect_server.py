@@ -34,7 +34,6 @@ __all__ = [
     "without_prefect",
     "worker_command",
     "worker_env",
-    "worker_statuses",
 ]
 
 POOL = "vaceflow"
@@ -205,8 +204,3 @@ def pool_workers(api_url: str, pool: str) -> dict[str, WorkerSeen]:
         )
         for w in reply.json()
     }
-
-
-def worker_statuses(api_url: str, pool: str) -> dict[str, str]:
-    """name -> ONLINE / OFFLINE."""
-    return {name: seen.status for name, seen in pool_workers(api_url, pool).items()}

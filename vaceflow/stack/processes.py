@@ -73,7 +73,7 @@ def _ours(pid: int | None, marker: str) -> psutil.Process | None:
         return None
     try:
         proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
+        if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
             proc.wait(0)  # reaps our child; raises TimeoutExpired for another's
             return None
         return proc if marker in " ".join(proc.cmdline()) else None
