@@ -19,17 +19,12 @@ import contextlib
 import importlib.util
 import os
 import pwd
-import re
 import shutil
 import stat
 import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
-
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
 
 from vaceflow.errors import ConfigError, StackError
 
@@ -165,38 +160,38 @@ def database_url(port: int, password: str, database: str, driver: str = "psycopg
 
 def answers(port: int, password: str) -> bool:
     """Whether the server takes our role's password and runs a query."""
-    engine = create_engine(
-        database_url(port, password, "postgres"),
-        poolclass=NullPool,
-        connect_args={"connect_timeout": 2},
-    )
+    import psycopg
+
     try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except SQLAlchemyError:
+        with psycopg.connect(**_role(port, password), connect_timeout=2) as connection:
+            connection.execute("SELECT 1")
+    except psycopg.Error:
         return False
-    finally:
-        engine.dispose()
     return True
 
 
 def ensure_databases(port: int, password: str, names: tuple[str, ...] = DATABASES) -> None:
     """Create the databases that do not exist yet (CREATE DATABASE has no IF NOT EXISTS)."""
-    for name in names:
-        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
-            raise ConfigError(f"not a plain database name: {name!r}")
-    engine = create_engine(
-        database_url(port, password, "postgres"),
-        poolclass=NullPool,
-        isolation_level="AUTOCOMMIT",
-    )
+    import psycopg
+    from psycopg import sql
+
     try:
-        with engine.connect() as connection:
-            existing = set(connection.execute(text("SELECT datname FROM pg_database")).scalars())
+        with psycopg.connect(**_role(port, password), autocommit=True) as connection:
+            existing = {row[0] for row in connection.execute("SELECT datname FROM pg_database")}
             for name in names:
                 if name not in existing:
-                    connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except SQLAlchemyError as exc:
+                    connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
         raise StackError(f"could not create the databases {names}: {exc}") from None
-    finally:
-        engine.dispose()
+
+
+def _role(port: int, password: str) -> dict[str, Any]:
+    """psycopg's keywords for our role on the `postgres` database. psycopg is imported
+    where it is used: the team extra brings it, and a solo stack runs without it."""
+    return {
+        "host": "127.0.0.1",
+        "port": port,
+        "user": ROLE,
+        "password": password,
+        "dbname": "postgres",
+    }
