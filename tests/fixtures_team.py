@@ -17,14 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from vaceflow.stack import ServiceStatus, StackState, status, stop_component, up
+from vaceflow.stack import ServiceStatus, StackState, status, stop_component
 from vaceflow.stack.postgres import ensure_databases
-from vaceflow.stack.prefect_server import worker_statuses
+from vaceflow.stack.prefect_server import pool_workers
 from vaceflow.stack.processes import is_running
 from vaceflow.stack.state import load, stack_env
 
 VACEFLOW = str(Path(sys.executable).parent / "vaceflow")
 WORKERS = 2
+UP = ["dev", "up", "--team", "--workers", str(WORKERS), "--timeout", "180"]
 
 
 def vaceflow_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -75,7 +76,7 @@ class TeamStack:
 
     def worker_statuses(self) -> dict[str, str]:
         """name -> ONLINE / OFFLINE, as the Prefect server reports its pool."""
-        return worker_statuses(self.prefect_api_url, self.pool)
+        return {n: w.status for n, w in pool_workers(self.prefect_api_url, self.pool).items()}
 
     def status(self) -> list[ServiceStatus]:
         return status(self.data_dir)
@@ -86,8 +87,13 @@ class TeamStack:
         return stop_component(self.data_dir, name, hard=hard)
 
     def revive(self) -> StackState:
-        """`dev up --team` again: restarts only what is dead (a killed worker)."""
-        return up(self.data_dir, team=True, workers=WORKERS, timeout=180)[0]
+        """`vaceflow dev up --team` again: restarts only what is dead (a killed worker).
+        Through the CLI with the owner's environment, as a user runs it: a revived
+        worker takes its trust settings (VACEFLOW_ALLOWED_ROOTS) from there, as its
+        siblings did, not from the test process's."""
+        again = vaceflow_cli(UP, self.cli_env)
+        assert again.returncode == 0, again.stderr
+        return self.state
 
     def create_database(self, name: str) -> str:
         """A new empty database on the stack's PostgreSQL; its SQLAlchemy URL."""
@@ -108,9 +114,7 @@ def team_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamStack]:
     env["VACEFLOW_DATA_DIR"] = str(data)
     # The workers run jobs from the API: they may read the session's test media.
     env["VACEFLOW_ALLOWED_ROOTS"] = str(tmp_path_factory.getbasetemp())
-    started = vaceflow_cli(
-        ["dev", "up", "--team", "--workers", str(WORKERS), "--timeout", "180"], env
-    )
+    started = vaceflow_cli(UP, env)
     stack = TeamStack(data, env)
     try:
         assert started.returncode == 0, started.stderr

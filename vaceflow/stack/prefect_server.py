@@ -11,7 +11,6 @@ import json
 import shlex
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,7 +34,6 @@ __all__ = [
     "without_prefect",
     "worker_command",
     "worker_env",
-    "worker_statuses",
 ]
 
 POOL = "vaceflow"
@@ -94,44 +92,34 @@ def ensure_pool(api_url: str, pool: str, env: Mapping[str, str]) -> None:
     Its runs start with this environment's `python -m prefect.engine`: one process per
     flow run. Left blank, Prefect 3.9's process worker starts three (a supervisor, a
     workspace resolver, then the run), each importing Prefect: about twice the CPU per
-    job, which on a laptop's cores is most of a small job's cost.
+    job, which on a laptop's cores is most of a small job's cost. The default template
+    comes from this environment's Prefect (its CLI); the pool is made through the API.
     """
     try:
-        found = http().get(f"{api_url}/work_pools/{pool}").status_code
-    except httpx.HTTPError as exc:
-        raise StackError(f"the Prefect API at {api_url} did not answer: {exc}") from None
-    if found == 200:
-        return
-    env = dict(env) | {"PREFECT_API_URL": api_url}
-    template = _run_prefect(
-        ["work-pool", "get-default-base-job-template", "--type", "process"], env, "a job template"
-    )
-    loaded = json.loads(template)
-    loaded["variables"]["properties"]["command"]["default"] = shlex.join(
-        [sys.executable, "-m", "prefect.engine"]
-    )
-    with tempfile.TemporaryDirectory(prefix="vaceflow-pool-") as tmp:
-        path = Path(tmp) / "process-template.json"
-        path.write_text(json.dumps(loaded))
-        _run_prefect(
-            ["work-pool", "create", pool, "--type", "process", "--base-job-template", str(path)],
-            env,
-            f"the work pool {pool!r}",
+        if http().get(f"{api_url}/work_pools/{pool}").status_code == 200:
+            return
+        out = subprocess.run(
+            [*_prefect(), "work-pool", "get-default-base-job-template", "--type", "process"],
+            env=dict(env) | {"PREFECT_API_URL": api_url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
         )
-
-
-def _run_prefect(args: list[str], env: Mapping[str, str], what: str) -> str:
-    out = subprocess.run(
-        [*_prefect(), *args],
-        env=dict(env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise StackError(f"could not create {what}:\n{(out.stdout + out.stderr)[-1500:]}")
-    return out.stdout
+        template = json.loads(out.stdout)
+        template["variables"]["properties"]["command"]["default"] = shlex.join(
+            [sys.executable, "-m", "prefect.engine"]
+        )
+        made = http().post(
+            f"{api_url}/work_pools/",
+            json={"name": pool, "type": "process", "base_job_template": template},
+        )
+        made.raise_for_status()
+    except (httpx.HTTPError, subprocess.SubprocessError, ValueError) as exc:
+        detail = str(getattr(exc, "stderr", None) or exc)[-1500:]
+        raise StackError(
+            f"could not create the work pool {pool!r} at {api_url}: {detail}"
+        ) from None
 
 
 def ensure_zombie_watch(api_url: str) -> None:
@@ -216,8 +204,3 @@ def pool_workers(api_url: str, pool: str) -> dict[str, WorkerSeen]:
         )
         for w in reply.json()
     }
-
-
-def worker_statuses(api_url: str, pool: str) -> dict[str, str]:
-    """name -> ONLINE / OFFLINE."""
-    return {name: seen.status for name, seen in pool_workers(api_url, pool).items()}

@@ -1,8 +1,8 @@
 """Background processes that outlive the command that started them, found again by pid.
 
 Each runs in its own session (so `down` can signal its whole group) with output to a
-log file. A pid alone is not proof: pids are reused, so the command line is checked
-for a marker before a process is believed, or signalled.
+log file. A pid alone is not proof: pids are reused, so a process is believed, or
+signalled, only if psutil finds it alive (not a zombie) with a marker in its command line.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psutil
 
 from vaceflow.errors import StackError
 
@@ -46,18 +48,10 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def spawn(
-    cmd: Sequence[str],
-    *,
-    log: Path,
-    env: Mapping[str, str],
-    cwd: Path,
-    user: tuple[int, int] | None = None,
-) -> int:
-    """Start `cmd` detached (new session, stdin closed, output appended to `log`),
-    as `user` (uid, gid) when given: a server that refuses to run as root."""
+def spawn(cmd: Sequence[str], *, log: Path, env: Mapping[str, str], cwd: Path, **popen: Any) -> int:
+    """Start `cmd` detached (new session, stdin closed, output appended to `log`); `popen`
+    adds Popen's `user`/`group` for a server that refuses to run as root."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    uid, gid = user if user is not None else (None, None)
     with log.open("ab") as out:
         proc = subprocess.Popen(
             list(cmd),
@@ -67,41 +61,29 @@ def spawn(
             env=dict(env),
             cwd=cwd,
             start_new_session=True,
-            user=uid,
-            group=gid,
-            extra_groups=None if user is None else [],
+            **popen,
         )
     return int(proc.pid)
 
 
-def _reap(pid: int) -> None:
-    """Collect `pid` if it is our own exited child (else it lingers as a zombie)."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+def _ours(pid: int | None, marker: str) -> psutil.Process | None:
+    """The live process `pid` if its command line holds `marker`, else None.
+    A zombie counts as gone (and is reaped when it is our own child)."""
+    if not pid:
+        return None
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+            proc.wait(0)  # reaps our child; raises TimeoutExpired for another's
+            return None
+        return proc if marker in " ".join(proc.cmdline()) else None
+    except psutil.Error:
+        return None
 
 
 def is_running(pid: int | None, marker: str) -> bool:
     """Whether `pid` is alive and its command line contains `marker`."""
-    if not pid:
-        return False
-    _reap(pid)
-    proc = Path(f"/proc/{pid}")
-    if proc.is_dir():
-        try:
-            stat = (proc / "stat").read_text()
-            raw = (proc / "cmdline").read_bytes()
-            cmdline = raw.replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            return False
-        state = stat.rsplit(")", 1)[-1].split()[0]
-        return state not in ("Z", "X") and marker in cmdline
-    try:  # no /proc (macOS): trust the pid
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return _ours(pid, marker) is not None
 
 
 def stop(
@@ -112,18 +94,23 @@ def stop(
     first: signal.Signals = signal.SIGTERM,
 ) -> bool:
     """Signal the process group (`first`, SIGKILL after `timeout`); False if it was not
-    running. PostgreSQL wants SIGINT (fast shutdown): SIGTERM waits for its clients."""
-    if pid is None or not is_running(pid, marker):
+    running. PostgreSQL wants SIGINT (fast shutdown): SIGTERM waits for its clients.
+    Polled, not `psutil.Process.wait`: that waits out a zombie whose parent is another
+    live process (a worker a test's `up` revived), where a zombie here counts as gone."""
+    proc = _ours(pid, marker)
+    if proc is None:
         return False
     for sig in (first, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, sig)
+            os.killpg(proc.pid, sig)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not is_running(pid, marker):
-                return True
+        while _ours(pid, marker) is not None:
+            if time.monotonic() >= deadline:
+                break
             time.sleep(0.1)
-    return not is_running(pid, marker)
+        else:
+            return True
+    return False
 
 
 def wait_until(
