@@ -112,3 +112,35 @@ def test_s3_input_is_downloaded(s3_server: S3Server, media: MediaFactory, tmp_pa
     assert got.suffix == ".png"
     with pytest.raises(MediaError, match=r"NoSuchKey|404"):
         sources.fetch(f"s3://{s3_server.bucket}/inputs-test/absent.png", name="ref_image")
+
+
+def test_runs_fetching_the_same_input_at_once_each_get_it_whole(
+    media: MediaFactory, tmp_path: Path
+) -> None:
+    """Worker runs copy local inputs (they are read under a policy): the jobs of a batch
+    that share an input copy it into the same folder at the same moment."""
+    from vaceflow.trust import TrustPolicy
+
+    src = media.video(seconds=1)
+    policy = TrustPolicy(roots=(src.parent.resolve(),))
+    results: list[Path] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def fetch() -> None:
+        start.wait(timeout=30)
+        try:
+            results.append(Sources(tmp_path, policy=policy).fetch(str(src), name="video"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    for _ in range(5):
+        threads = [threading.Thread(target=fetch) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    assert errors == []
+    assert len(results) == 40
+    assert {digest(p) for p in results} == {digest(src)}
+    assert not list(tmp_path.rglob("*.part"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -104,7 +105,9 @@ class Sources:
         folder = self.work_dir / hashlib.sha256(ref.encode()).hexdigest()[:16]
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / leaf
-        partial = folder / f".{leaf}.part"
+        # A writer of its own: two runs fetching the same input at once (a batch, two
+        # workers) each fill their own partial file, and the last complete one wins.
+        partial = folder / f".{leaf}.{os.getpid()}-{threading.get_ident()}.part"
         deadline = time.monotonic() + self.timeout
         received = 0
         try:
