@@ -30,15 +30,17 @@ from tests.media import MediaFactory
 from vaceflow.catalog import Catalog, JobRecord, JobStatus
 from vaceflow.emulator import EmulatorServer
 from vaceflow.jobs import Job, parse_job
+from vaceflow.stack.prefect_server import RUNS_PER_WORKER
 
 pytestmark = pytest.mark.team  # `-m "not team"` skips the slowest part of the suite
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEPLOYMENT = "vace_job/team-batch"
 IN_FLIGHT = 3
-JOBS = int(os.environ.get("VACEFLOW_TEAM_BATCH_JOBS", "40"))
-"""Each job is a flow-run process on a worker (about 8 s of CPU to start Prefect and
-the flow): 40 take about 4 to 6 minutes on two cores."""
+JOBS = int(os.environ.get("VACEFLOW_TEAM_BATCH_JOBS", "12"))
+"""Each job is a flow-run process on a worker (seconds of CPU to start Prefect and the
+flow). Both workers take jobs whatever the timing: the pool is handed twice IN_FLIGHT
+runs at once, more than one worker runs (`RUNS_PER_WORKER`)."""
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +145,7 @@ def _peak_in_flight(tasks: list[dict[str, Any]]) -> int:
 def test_batch_spreads_over_both_workers_within_the_limit(
     team_stack: TeamStack, pool_api: str, service: EmulatorServer, media: MediaFactory
 ) -> None:
+    assert 2 * IN_FLIGHT > RUNS_PER_WORKER, "one worker could take every run handed out"
     clip = media.video(width=320, height=240, fps=16, seconds=1.0, name="pool")
     tag, jobs = _jobs(clip, JOBS)
     started = time.monotonic()

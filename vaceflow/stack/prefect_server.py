@@ -43,6 +43,10 @@ FLOW_HEARTBEAT_SECONDS = 30
 SILENT_SECONDS = 75
 """A flow run silent this long (two beats and a half) is marked CRASHED."""
 ZOMBIE_WATCH = "vaceflow: crash flow runs whose heartbeat stopped"
+RUNS_PER_WORKER = 3
+"""Flow runs one worker of the team stack runs at once. Each is a process that spends
+seconds of CPU starting Prefect: on a laptop more would only queue for the cores, and a
+bound per worker leaves the next runs to whichever worker has room."""
 
 
 def _prefect() -> list[str]:
@@ -168,7 +172,11 @@ def ensure_zombie_watch(api_url: str) -> None:
 
 
 def worker_command(pool: str, name: str) -> list[str]:
-    return [*_prefect(), "worker", "start", "--pool", pool, "--type", "process", "--name", name]
+    return [
+        *_prefect(),
+        *("worker", "start", "--pool", pool, "--type", "process", "--name", name),
+        *("--limit", str(RUNS_PER_WORKER)),
+    ]
 
 
 def worker_env(base: Mapping[str, str], api_url: str, home: Path) -> dict[str, str]:
