@@ -43,8 +43,6 @@ def lag(schedule: PollSchedule, ends: float, expected: float | None) -> float:
 def test_never_looks_more_often_than_the_sdk(expected: float | None, share: float) -> None:
     ends = share * (expected or 300)
     ours = PollSchedule().looks(ends, expected, starts=0.2)
-    for a, b in itertools.pairwise([0.0, *ours]):
-        assert b - a >= sdk_interval(a) - 1e-9
     sdk = sdk_polls(ours[-1])
     for t in range(int(ours[-1]) + 1):
         assert sum(p <= t for p in ours) <= sum(p <= t for p in sdk)
@@ -65,6 +63,13 @@ def test_a_task_ending_when_expected_costs_few_looks_and_is_noticed_within_5_s(
         assert len(looks) <= most, (ends, looks)
         assert looks[-1] - ends <= schedule.dense
         assert len(looks) <= len(sdk_polls(ends)) / 4
+
+
+@pytest.mark.parametrize("expected", [20.0, 300.0, 600.0])
+def test_a_task_that_takes_its_kinds_median_is_seen_at_once(expected: float) -> None:
+    schedule = PollSchedule()
+    looks = schedule.looks(expected + 0.2, expected, starts=0.2)
+    assert 0 <= looks[-1] - (expected + 0.2) <= schedule.landing + 1e-9
 
 
 def test_it_sleeps_through_most_of_the_run() -> None:

@@ -13,6 +13,7 @@ step, so any step can be re-run after a crash and pick up where the row says:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -298,6 +299,7 @@ def await_result(
     if record.task_id is None:
         raise VaceflowError(f"job {record.id} has no task to wait for")
     task_id = record.task_id
+    _open_store_early(svc)
     seen: list[TaskStatus] = []
 
     def progress(status: TaskStatus, seconds: float, looks: int) -> None:
@@ -319,6 +321,13 @@ def await_result(
         raise
     svc.catalog.record_status(record.id, task)
     return task
+
+
+def _open_store_early(svc: Services) -> None:
+    """Collect publishes to the output store the moment the task ends: open it (a few
+    hundred ms) while the task runs. A failure here is collect's to report."""
+    with contextlib.suppress(VaceflowError):
+        _ = svc.store
 
 
 def expected_seconds(svc: Services, function: str) -> float | None:

@@ -6,8 +6,9 @@ poll more often than the official SDK does. Knowing how long a task of this kind
 (the catalog's median) and when this one began running (the service says, in
 `scheduled_time` or the list's `start_time`) reconciles them: look a few times while
 the task is young (inputs the service refuses fail within seconds), then sleep
-through most of the run, halving the distance to the expected end, look densely
-around it, and back off if the task overruns.
+through most of the run, halving the distance to the expected end, look just after
+it and densely around it, and back off if the task overruns. The SDK's pace is a
+floor on every delay but that one look: the count of calls never exceeds the SDK's.
 
 Without an expected duration, the pace grows with the task's age, from the SDK's
 to the provider's suggested 15 s: no worse than the SDK for a short task, about a
@@ -51,6 +52,9 @@ class PollSchedule:
     dense: float = 5.0
     """Around the expected end: the most an end there is noticed late
     (`VACEFLOW_STATUS_INTERVAL`). Past 20 s of waiting it is the SDK's own pace."""
+    landing: float = 0.5
+    """One look lands this long after the expected end (the service's clock and ours
+    may differ a little): a task that took its kind's median time is seen at once."""
     young: float = 4.0
     """While a task has run less than this, look at the SDK's pace: a refused input
     (a URL the service cannot fetch, a frame rate it rejects) fails within seconds."""
@@ -76,6 +80,8 @@ class PollSchedule:
         if ran is None:  # PENDING: it cannot end before it has run about `expected`
             return max(floor, min(self.longest, self.approach * expected))
         left = expected - ran
+        if 0 < left <= self.dense:  # land just after the expected end: a typical task's
+            return left + self.landing  # end is seen at once (one look, not the SDK's pace)
         if left > 0:
             delay = min(self.longest, max(self.dense, self.approach * left))
         else:

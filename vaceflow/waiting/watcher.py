@@ -110,6 +110,7 @@ class TaskWatcher:
         self._cond = threading.Condition()
         self._closed = False
         self._use_list = True
+        self._list_failures = 0
         self._thread: threading.Thread | None = None
         self.list_calls = 0
         self.get_calls = 0
@@ -302,7 +303,7 @@ class TaskWatcher:
                     self._schedule(item, now)
                 continue
             if rows is None:  # the list failed: every task waits the backoff
-                item.due = now + self._backoff.delay(1)
+                item.due = now + self._backoff.delay(self._list_failures)
                 continue
             item.unlisted = item.unlisted if item.unlisted is not None else now
             if now - item.unlisted >= self.grace and item.due <= now:
@@ -357,8 +358,10 @@ class TaskWatcher:
                 log.warning("task list refused (%s): following each task on its own", exc)
                 self._use_list = False
                 return {}
+            self._list_failures += 1
             log.warning("task list failed (%s); trying again after a pause", exc)
             return None
+        self._list_failures = 0
         return found
 
     def _get(self, item: _Watched) -> None:
