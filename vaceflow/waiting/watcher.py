@@ -277,7 +277,11 @@ class TaskWatcher:
             try:
                 self._tick()
             except Exception:
-                log.exception("task watcher: tick failed; carrying on")
+                log.exception("task watcher: tick failed; carrying on in a second")
+                with self._cond:  # never a hot loop: whatever failed is not retried at once
+                    pause = self._clock() + 1.0
+                    for item in self._watched.values():
+                        item.due = max(item.due, pause)
 
     def _tick(self) -> None:
         with self._cond:
