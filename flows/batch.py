@@ -104,7 +104,7 @@ def _run_one(
 )
 def vace_batch(
     jobs: list[Job],
-    max_in_flight: Annotated[int, Field(ge=1, le=100)] = ACCOUNT.concurrent_tasks,
+    max_in_flight: Annotated[int, Field(ge=1, le=100)] = ACCOUNT.in_flight,
     fresh: bool = False,
     timeout_minutes: float = 30.0,
 ) -> list[JobOutcome]:
@@ -113,7 +113,8 @@ def vace_batch(
     Args:
         jobs: Request bodies in the API's own shape (paths and s3:// URIs allowed).
         max_in_flight: Jobs submitted and not yet ended at once; the account runs 2
-            at a time, more only queue at the service (and age towards its 24 h limit).
+            at a time, the rest queue at the service. The default keeps one queued
+            behind each running slot, so a task that ends is followed at once.
         fresh: Pay for new videos even for jobs the catalog has.
         timeout_minutes: Per job: stop waiting after this long (the task is kept).
     """

@@ -2,11 +2,13 @@
 
 The catalog row decides at every step: a succeeded job returns its cataloged result
 without a paid call (unless `fresh`), a job with a recorded task resumes waiting on
-it, and only a job with no task is staged and submitted.
+it, and only a job with no task is staged and submitted. The steps' order and those
+rules are `vaceflow.steps.run_steps`, which a run with no Prefect server shares.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
 from prefect import Flow, State, flow, get_run_logger
@@ -23,19 +25,13 @@ from tasks.submit import submit
 from tasks.trust import run_policy
 from tasks.wait import wait
 from vaceflow.catalog import JobRecord
-from vaceflow.errors import (
-    DashScopeError,
-    ResultExpired,
-    TaskFailed,
-    VaceflowError,
-    WaitTimeout,
-)
 from vaceflow.jobs import Job
 from vaceflow.limits import ACCOUNT
+from vaceflow.media.prepare import PreparedJob
 from vaceflow.media.spec import JobSpec
-from vaceflow.pipeline import JobUncertain, Next, StagedJob, resubmit_reason
+from vaceflow.pipeline import Claim, Collected, StagedJob
 from vaceflow.responses import TaskResponse
-from vaceflow.shutdown import install as hold_stops_while_submitting
+from vaceflow.steps import run_steps
 
 __all__ = ["run_job", "vace_job"]
 
@@ -46,55 +42,59 @@ def run_job(
     fresh: bool = False,
     timeout_minutes: float = 30.0,
     resubmit_on_algo_error: bool = False,
-    max_in_flight: int = ACCOUNT.concurrent_tasks,
+    max_in_flight: int = ACCOUNT.in_flight,
     parent_id: str | None = None,
 ) -> JobRecord:
-    """The pipeline, as every flow runs it. Called inside a flow; its inputs are read
-    under the run's trust policy (`tasks.trust`)."""
-    hold_stops_while_submitting()
-    logger = get_run_logger()
-    prepared = prepare_inputs(spec, run_policy(services().settings))
-    for warning in prepared.warnings:
-        logger.warning(warning)
-    claimed = claim(prepared, fresh=fresh, parent_id=parent_id)
-    job = claimed.record
-    if claimed.next is Next.DONE:
-        logger.info("job %s already succeeded: no new submission", job.id)
-        return job
-    staged: StagedJob | None = None
-    step = claimed.next
-    resubmitted = False
-    try:
-        while True:
-            try:
-                with in_flight_slot(max_in_flight):
-                    if step is Next.SUBMIT:
-                        staged = stage(job, prepared)
-                        job = submit(job, staged)
-                    result: TaskResponse = wait(job, timeout_seconds=timeout_minutes * 60)
-                break
-            except TaskFailed as exc:
-                if isinstance(exc, WaitTimeout) or resubmitted:
-                    raise
-                reason = resubmit_reason(exc, allow_algo_error=resubmit_on_algo_error)
-                if reason is None:
-                    raise
-                logger.warning("job %s: %s; submitting it once more", job.id, reason)
-                job = mark_resubmit(job.id, reason)
-                step, resubmitted = Next.SUBMIT, True
-        return record(collect(job, result, staged))
-    except (WaitTimeout, JobUncertain):
-        raise  # the task is kept (or may exist): nothing to mark failed
-    except TaskFailed as exc:
-        record_failure(job.id, exc.code, str(exc))
-        raise
-    except ResultExpired as exc:  # the link outlives the task id: the video is lost
-        record_failure(job.id, None, str(exc), result_lost=True)
-        raise
-    except VaceflowError as exc:
-        refused_for_now = isinstance(exc, DashScopeError) and exc.retryable
-        record_failure(job.id, getattr(exc, "code", None), str(exc), final=not refused_for_now)
-        raise
+    """The pipeline (`vaceflow.steps.run_steps`), each step a task run. Called inside a
+    flow; its inputs are read under the run's trust policy (`tasks.trust`)."""
+    return run_steps(
+        _TaskSteps(),
+        spec,
+        fresh=fresh,
+        timeout_minutes=timeout_minutes,
+        resubmit_on_algo_error=resubmit_on_algo_error,
+        max_in_flight=max_in_flight,
+        parent_id=parent_id,
+    )
+
+
+class _TaskSteps:
+    """The steps as this flow run's Prefect tasks."""
+
+    def __init__(self) -> None:
+        self.log = get_run_logger()
+
+    def prepare(self, spec: JobSpec) -> PreparedJob:
+        return prepare_inputs(spec, run_policy(services().settings))
+
+    def claim(self, prepared: PreparedJob, *, fresh: bool, parent_id: str | None) -> Claim:
+        return claim(prepared, fresh=fresh, parent_id=parent_id)
+
+    def stage(self, record: JobRecord, prepared: PreparedJob) -> StagedJob:
+        return stage(record, prepared)
+
+    def submit(self, record: JobRecord, staged: StagedJob) -> JobRecord:
+        return submit(record, staged)
+
+    def wait(self, record: JobRecord, timeout_seconds: float) -> TaskResponse:
+        return wait(record, timeout_seconds=timeout_seconds)
+
+    def collect(self, record: JobRecord, task: TaskResponse, staged: StagedJob | None) -> Collected:
+        return collect(record, task, staged)
+
+    def record(self, collected: Collected) -> JobRecord:
+        return record(collected)
+
+    def record_failure(
+        self, job_id: str, code: str | None, message: str, *, final: bool, result_lost: bool
+    ) -> JobRecord:
+        return record_failure(job_id, code, message, final=final, result_lost=result_lost)
+
+    def mark_resubmit(self, job_id: str, reason: str) -> JobRecord:
+        return mark_resubmit(job_id, reason)
+
+    def in_flight_slot(self, limit: int) -> AbstractContextManager[None]:
+        return in_flight_slot(limit)
 
 
 def _job_run_name() -> str:
@@ -129,7 +129,7 @@ def vace_job(
     timeout_minutes: float = 30.0,
     resubmit_on_algo_error: bool = False,
     parent_id: str | None = None,
-    max_in_flight: int = ACCOUNT.concurrent_tasks,
+    max_in_flight: int = ACCOUNT.in_flight,
 ) -> JobRecord:
     """Run one job and return its catalog record.
 
@@ -141,7 +141,8 @@ def vace_job(
             InternalError.Algo (failed tasks are not billed).
         parent_id: The catalog id of the job this one continues (lineage).
         max_in_flight: Jobs of this process (or, with a Prefect server, of every
-            worker) submitted and not yet ended at once.
+            worker) submitted and not yet ended at once: by default the account's
+            running slots plus one queued behind each.
     """
     return run_job(
         JobSpec.from_job(job),

@@ -49,7 +49,7 @@ def run_on_pool(
     deployment: str,
     jobs: Sequence[Job],
     *,
-    max_in_flight: int = ACCOUNT.concurrent_tasks,
+    max_in_flight: int = ACCOUNT.in_flight,
     window: int | None = None,
     reruns: int = 1,
     job_variables: Mapping[str, Any] | None = None,

@@ -126,7 +126,7 @@ def watch(
     source: str | None = None,
     max_files: Annotated[int, Field(ge=1)] = 50,
     timeout_minutes: float = 30.0,
-    max_in_flight: Annotated[int, Field(ge=1, le=100)] = ACCOUNT.concurrent_tasks,
+    max_in_flight: Annotated[int, Field(ge=1, le=100)] = ACCOUNT.in_flight,
     reclaim_after_minutes: Annotated[float | None, Field(gt=0)] = None,
 ) -> list[FileResult]:
     """Process the job files waiting now; returns what became of each this run claimed.

@@ -12,7 +12,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
 from tasks.runtime import services
-from vaceflow.catalog import JobRecord, JobStatus
+from vaceflow import steps
+from vaceflow.catalog import JobRecord
 from vaceflow.pipeline import Collected
 
 __all__ = ["JOB_FAILED", "JOB_SUCCEEDED", "emit_job_event", "record"]
@@ -99,18 +100,10 @@ def _data_uri(path: Path) -> str:
 def record_failure(
     job_id: str, code: str | None, message: str, final: bool = True, result_lost: bool = False
 ) -> JobRecord:
-    """The job ended without a video for a reason of ours (the service's own failures
-    are already in the catalog); emits `vaceflow.job.failed`.
-
-    `final=False`: the submit was refused for now (5xx, 429, no connection), nothing was
-    created, and the row stays submittable with the error the submit wrote.
-    `result_lost`: the task succeeded but its video can no longer be fetched.
-    """
-    catalog = services().catalog
-    job = catalog.get(job_id)
-    lost = result_lost and job.status is JobStatus.SUCCEEDED and job.output is None
-    if final and (not job.status.is_final or lost):
-        job = catalog.record_failure(job_id, code, message)
+    """`vaceflow.steps.record_failure`, then `vaceflow.job.failed`."""
+    job = steps.record_failure(
+        services().catalog, job_id, code, message, final=final, result_lost=result_lost
+    )
     emit_job_event(job)
     return job
 

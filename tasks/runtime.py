@@ -188,7 +188,7 @@ def ensure_limits(in_flight: int | None = None, *, force: bool = False) -> None:
                 try:
                     client.read_global_concurrency_limit_by_name(RUNNING_LIMIT)
                 except ObjectNotFound:
-                    _upsert(client, RUNNING_LIMIT, ACCOUNT.concurrent_tasks)
+                    _upsert(client, RUNNING_LIMIT, ACCOUNT.in_flight)
         _limits_ready = True
 
 

@@ -11,13 +11,11 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.runtime import progress_listener, services
 from vaceflow.catalog import JobRecord
-from vaceflow.pipeline import await_result
+from vaceflow.limits import ACCOUNT
+from vaceflow.pipeline import await_result, expected_seconds
 from vaceflow.responses import TaskResponse, TaskStatus
 
 __all__ = ["wait"]
-
-TYPICAL_SECONDS = 300.0
-"""Until the catalog has seen a job of this function, assume the provider's minutes."""
 
 
 @task(
@@ -27,10 +25,11 @@ TYPICAL_SECONDS = 300.0
     cache_policy=NO_CACHE,
 )
 def wait(record: JobRecord, timeout_seconds: float | None = None) -> TaskResponse:
-    """Polls through the process's shared watcher and rate budget; the core retries
-    429/5xx/network errors itself, so Prefect does not retry the wait."""
+    """Follows the task through the process's one watcher and rate budget; the core
+    retries 429/5xx/network errors itself, so Prefect does not retry the wait. The
+    progress shown is the run time against the typical one."""
     svc = services()
-    expected = svc.catalog.median_durations().get(record.function) or TYPICAL_SECONDS
+    expected = expected_seconds(svc, record.function) or ACCOUNT.typical_task_seconds
     artifact = create_progress_artifact(
         progress=0.0, description=f"{record.function} {record.id}: task {record.task_id}"
     )

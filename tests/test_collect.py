@@ -27,7 +27,7 @@ from vaceflow.media.probe import probe
 from vaceflow.ratebudget import LocalRateBudget
 from vaceflow.responses import TaskStatus
 from vaceflow.thumbnail import make_thumbnail, sheet_size
-from vaceflow.waiting import wait_for_task
+from vaceflow.waiting import TaskWatcher
 
 QUICK = RetryPolicy(attempts=3, base=0.01, cap=0.05)
 
@@ -108,7 +108,8 @@ def emulator_result(
     with Client(TEST_KEY, base_url=server.base_url) as client:
         task_id = client.submit(job).output.task_id
         if not ttl_poll:
-            task = wait_for_task(client, task_id, budget=LocalRateBudget(), expected=0.3)
+            with TaskWatcher(client, budget=LocalRateBudget()) as watcher:
+                task = watcher.wait(task_id, expected=0.3)
         else:  # a link that lives seconds: poll quickly before the task id expires too
             deadline = time.monotonic() + 30
             while (task := client.get(task_id)).status.is_waiting:

@@ -1,4 +1,5 @@
-"""`wait_for_task` against the emulator over real HTTP: results, failures, faults, deadlines."""
+"""`TaskWatcher.wait` on one task against the emulator over real HTTP: results, failures,
+faults, deadlines, cancelling, and what a wait costs."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from vaceflow.client import Client, RetryPolicy
 from vaceflow.emulator import EmulatorServer, FaultKind
 from vaceflow.errors import DashScopeError, TaskFailed, WaitCancelled, WaitTimeout
 from vaceflow.limits import AccountLimits
-from vaceflow.ratebudget import LocalRateBudget
-from vaceflow.responses import TaskStatus
-from vaceflow.waiting import wait_for_task
+from vaceflow.ratebudget import LocalRateBudget, RateBudget
+from vaceflow.responses import TaskResponse, TaskStatus
+from vaceflow.waiting import OnPoll, TaskWatcher
+from vaceflow.waiting.watcher import POLL_BACKOFF
 
 QUICK_BACKOFF = RetryPolicy(attempts=1_000, base=0.2, cap=1.0)
 
@@ -43,6 +45,24 @@ def repaint(clip_url: str) -> dict[str, object]:
 
 def client_for(server: EmulatorServer, retry: RetryPolicy | None = None) -> Client:
     return Client(TEST_KEY, base_url=server.base_url, retry=retry)
+
+
+def wait_for_task(
+    client: Client,
+    task_id: str,
+    *,
+    budget: RateBudget,
+    timeout: float | None = None,
+    expected: float | None = None,
+    on_poll: OnPoll | None = None,
+    cancel_event: threading.Event | None = None,
+    backoff: RetryPolicy = POLL_BACKOFF,
+) -> TaskResponse:
+    """One task through a watcher of its own (as one job in a process)."""
+    with TaskWatcher(client, budget=budget, backoff=backoff) as watcher:
+        return watcher.wait(
+            task_id, expected=expected, timeout=timeout, on_poll=on_poll, cancel=cancel_event
+        )
 
 
 def submit(server: EmulatorServer, url: str) -> str:
@@ -88,7 +108,6 @@ def test_a_failed_task_raises_with_its_code(
     assert caught.value.status is TaskStatus.FAILED
     assert caught.value.code == "InternalError.Algo"
     assert caught.value.task_id == task_id
-    assert not isinstance(caught.value, WaitTimeout)
 
 
 def test_the_wait_survives_500_503_and_dropped_connections(
@@ -140,6 +159,7 @@ def test_the_deadline_raises_wait_timeout_keeping_the_task_id(
     assert caught.value.task_id == task_id
     assert caught.value.status in (TaskStatus.PENDING, TaskStatus.RUNNING)
     assert task_id in str(caught.value)
+    assert not isinstance(caught.value, TaskFailed)  # the task goes on: nothing failed
 
 
 def test_cancel_event_cancels_a_pending_task(

@@ -15,7 +15,9 @@ from vaceflow.errors import TaskFailed, WaitTimeout
 from vaceflow.limits import AccountLimits
 from vaceflow.ratebudget import LocalRateBudget
 from vaceflow.responses import TaskStatus
-from vaceflow.waiting import TaskWatcher, sdk_interval
+from vaceflow.waiting import PollSchedule, TaskWatcher, sdk_interval
+
+FAST = PollSchedule(dense=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def test_a_batch_of_32_draws_no_429_and_about_one_query_per_task(
     url = file_server.url(clip)
     with Client(TEST_KEY, base_url=server.base_url) as client:
         ids = [client.submit(repaint(url, n)).output.task_id for n in range(32)]
-        with TaskWatcher(client, budget=LocalRateBudget(limits), interval=1.0) as watcher:
+        with TaskWatcher(client, budget=LocalRateBudget(limits), schedule=FAST) as watcher:
             futures = {task_id: watcher.watch(task_id, expected=2.0) for task_id in ids}
             done, _ = wait(futures.values(), timeout=240)
             assert len(done) == len(ids)
@@ -71,7 +73,7 @@ def test_a_task_the_list_cannot_show_falls_back_to_its_own_gets(
     server = start_emulator()
     with (
         Client(TEST_KEY, base_url=server.base_url) as client,
-        TaskWatcher(client, budget=LocalRateBudget(), interval=0.5, grace=1.0) as watcher,
+        TaskWatcher(client, budget=LocalRateBudget(), grace=1.0) as watcher,
     ):
         future = watcher.watch("no-such-task")
         with pytest.raises(TaskFailed) as caught:
@@ -87,9 +89,10 @@ def test_wait_times_out_and_can_resume(
     server = start_emulator(latency=4.0)
     with Client(TEST_KEY, base_url=server.base_url) as client:
         task_id = client.submit(repaint(file_server.url(clip), 0)).output.task_id
-        with TaskWatcher(client, budget=LocalRateBudget(), interval=0.5) as watcher:
+        with TaskWatcher(client, budget=LocalRateBudget(), schedule=FAST) as watcher:
             with pytest.raises(WaitTimeout) as caught:
                 watcher.wait(task_id, timeout=1.5)
+            assert not isinstance(caught.value, TaskFailed)
             assert caught.value.task_id == task_id
             assert caught.value.status in (TaskStatus.PENDING, TaskStatus.RUNNING)
             assert watcher.wait(task_id, timeout=60).status is TaskStatus.SUCCEEDED
@@ -99,7 +102,7 @@ def test_the_same_task_watched_twice_shares_one_future(start_emulator: StartEmul
     server = start_emulator()
     with (
         Client(TEST_KEY, base_url=server.base_url) as client,
-        TaskWatcher(client, budget=LocalRateBudget(), interval=0.5) as watcher,
+        TaskWatcher(client, budget=LocalRateBudget(), schedule=FAST) as watcher,
     ):
         first, second = watcher.watch("t-1"), watcher.watch("t-1")
         assert first is second

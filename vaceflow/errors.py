@@ -12,13 +12,15 @@
     ├── DashScopeError             the HTTP call failed: status, code, message, request_id
     │   └── DashScopeTransportError  no HTTP answer at all (refused, reset, timed out)
     ├── TaskFailed                 the service ran the task and it ended FAILED/CANCELED/UNKNOWN
-    │   ├── WaitTimeout            the task did not end before our deadline (task_id kept)
-    │   └── WaitCancelled          we stopped waiting on request (the task cancelled if PENDING)
+    ├── WaitTimeout                the task did not end before our deadline (task_id kept)
+    ├── WaitCancelled              we stopped waiting on request (the task cancelled if PENDING)
     └── DownloadFailed             the result could not be fetched intact (nothing left behind)
         └── ResultExpired          the result link expired (403, or its Expires has passed)
 
 "The call failed" (DashScopeError) and "the job failed" (TaskFailed) are different
-things: the first says nothing about whether the task exists.
+things: the first says nothing about whether the task exists. Nor is "we stopped
+waiting" (WaitTimeout, WaitCancelled) a failed task: the task may still run, and both
+carry its id and the last status seen, so no `except` clause depends on another's order.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
-    from vaceflow.responses import TaskResponse
+    from vaceflow.responses import TaskResponse, TaskStatus
 
 __all__ = [
     "FINAL_CODES",
@@ -249,27 +251,33 @@ class TaskFailed(VaceflowError):
         return is_retryable(None, self.code)
 
 
-class WaitTimeout(TaskFailed):
-    """Our deadline passed while the task was still waiting; resume with `task_id`."""
+class WaitTimeout(VaceflowError):
+    """Our deadline passed while the task was still waiting; resume with `task_id`.
 
-    def __init__(self, task: TaskResponse, *, waited: float) -> None:
-        super().__init__(task)
+    `status` is the last one seen (None: no answer came before the deadline)."""
+
+    def __init__(self, task_id: str, status: TaskStatus | None, *, waited: float) -> None:
+        self.task_id = task_id
+        self.status = status
         self.waited = waited
-        self.args = (
-            f"task {self.task_id} still {self.status.value} after {waited:.0f} s; "
-            "it is kept and can be resumed",
+        seen = status.value if status is not None else "unseen"
+        super().__init__(
+            f"task {task_id} still {seen} after {waited:.0f} s; it is kept and can be resumed"
         )
 
 
-class WaitCancelled(TaskFailed):
+class WaitCancelled(VaceflowError):
     """The wait was asked to stop. `task_canceled` says whether the service cancelled the
-    task (only a PENDING task can be); if not, it runs on and may still be billed."""
+    task (only a PENDING task can be); if not, it runs on and may still be billed.
+    `status` is the last one seen (None: never answered)."""
 
-    def __init__(self, task: TaskResponse, *, task_canceled: bool) -> None:
-        super().__init__(task)
+    def __init__(self, task_id: str, status: TaskStatus | None, *, task_canceled: bool) -> None:
+        self.task_id = task_id
+        self.status = status
         self.task_canceled = task_canceled
-        outcome = "cancelled" if task_canceled else f"not cancelled (it is {self.status.value})"
-        self.args = (f"stopped waiting for task {self.task_id}: the task was {outcome}",)
+        seen = status.value if status is not None else "unseen"
+        outcome = "cancelled" if task_canceled else f"not cancelled (it is {seen})"
+        super().__init__(f"stopped waiting for task {task_id}: the task was {outcome}")
 
 
 class DownloadFailed(VaceflowError):

@@ -165,8 +165,20 @@ class AccountLimits:
     list_window_seconds: int = 24 * 3600
     list_default_page_size: int = 10
     typical_task_seconds: float = 7 * 60
-    """One task, submit to end, by the provider's "5 to 10 minutes"; estimates use it
-    until the catalog has measured medians. Prices are settings (`Settings.pricing`)."""
+    """One task, submit to end, by the provider's "5 to 10 minutes": the one typical
+    duration (estimates, progress) until the catalog has measured medians. Prices are
+    settings (`Settings.pricing`)."""
+    queued_per_slot: int = 1
+    """Tasks kept waiting at the service per running slot (vaceflow's choice, within
+    what the service accepts: it queues what it cannot run yet). A task that ends is
+    then followed at once by one already there, whenever its end is noticed; a queued
+    task waits no longer than one task runs, far from the 24 h a task id lives."""
+
+    @property
+    def in_flight(self) -> int:
+        """The default bound on jobs submitted and not yet ended: every running slot
+        busy, plus one queued behind each (`queued_per_slot`)."""
+        return self.concurrent_tasks * (1 + self.queued_per_slot)
 
 
 ACCOUNT = AccountLimits()

@@ -14,6 +14,7 @@ step, so any step can be re-run after a crash and pick up where the row says:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -32,7 +33,6 @@ from vaceflow.errors import (
     DashScopeTransportError,
     TaskFailed,
     VaceflowError,
-    WaitTimeout,
 )
 from vaceflow.failpoints import failpoint
 from vaceflow.identity import job_identity
@@ -60,6 +60,7 @@ __all__ = [
     "cancel_if_pending",
     "claim_job",
     "collect_result",
+    "expected_seconds",
     "input_hashes",
     "resubmit_reason",
     "settle_submit",
@@ -408,7 +409,9 @@ def await_result(
     timeout: float | None = None,
     on_status: OnStatus | None = None,
 ) -> TaskResponse:
-    """Follow the job's task to its end; the catalog records every change of status.
+    """Follow the job's task to its end through the process's one watcher; the catalog
+    records every change of status. `on_status(status, seconds, looks)` runs in this
+    thread after every look at the task.
 
     Returns the SUCCEEDED answer. Raises TaskFailed (FAILED, CANCELED, UNKNOWN: the
     catalog says which) and WaitTimeout (the task id stays recorded: run again to resume).
@@ -416,47 +419,47 @@ def await_result(
     if record.task_id is None:
         raise VaceflowError(f"job {record.id} has no task to wait for")
     task_id = record.task_id
-    timeout = timeout if timeout is not None else svc.settings.wait_timeout
-    expected = svc.catalog.median_durations().get(record.function)
-    watcher = svc.watcher
-    future = watcher.watch(task_id, expected=expected)
-    start = time.monotonic()
-    last: TaskStatus | None = None
-    polls = 0
-    while True:
-        remaining = timeout - (time.monotonic() - start)
-        if remaining <= 0:
-            current = watcher.status(task_id) or TaskStatus.UNKNOWN
-            raise WaitTimeout(_stub(task_id, current), waited=timeout)
-        try:
-            task = future.result(timeout=min(2.0, remaining))
-        except TimeoutError:
-            status = watcher.status(task_id)
-            polls += 1
-            if status is not None and status != last:
-                last = status
-                _record_progress(svc, record.id, task_id, status)
-            if on_status is not None and status is not None:
-                on_status(status, time.monotonic() - start, polls)
-            continue
-        except TaskFailed as exc:
-            svc.catalog.record_status(record.id, exc.task)
-            raise
-        svc.catalog.record_status(record.id, task)
+    _open_store_early(svc)
+    seen: list[TaskStatus] = []
+
+    def progress(status: TaskStatus, seconds: float, looks: int) -> None:
+        if status.is_waiting and (not seen or seen[-1] is not status):
+            seen.append(status)
+            svc.catalog.record_status(record.id, _progress(task_id, status))
         if on_status is not None:
-            on_status(task.status, time.monotonic() - start, polls)
-        return task
+            on_status(status, seconds, looks)
+
+    try:
+        task = svc.watcher.wait(
+            task_id,
+            expected=expected_seconds(svc, record.function),
+            timeout=timeout if timeout is not None else svc.settings.wait_timeout,
+            on_poll=progress,
+        )
+    except TaskFailed as exc:
+        svc.catalog.record_status(record.id, exc.task)
+        raise
+    svc.catalog.record_status(record.id, task)
+    return task
 
 
-def _stub(task_id: str, status: TaskStatus) -> TaskResponse:
+def _open_store_early(svc: Services) -> None:
+    """Collect publishes to the output store the moment the task ends: open it (a few
+    hundred ms) while the task runs. A failure here is collect's to report."""
+    with contextlib.suppress(VaceflowError):
+        _ = svc.store
+
+
+def expected_seconds(svc: Services, function: str) -> float | None:
+    """How long a task of `function` runs, as the catalog has seen (None: never seen)."""
+    return svc.catalog.median_run_seconds().get(function)
+
+
+def _progress(task_id: str, status: TaskStatus) -> TaskResponse:
+    """A waiting status for the catalog's history (a list row carries no response)."""
     return TaskResponse.model_validate(
         {"request_id": "", "output": {"task_id": task_id, "task_status": status.value}}
     )
-
-
-def _record_progress(svc: Services, job_id: str, task_id: str, status: TaskStatus) -> None:
-    if status.is_waiting:
-        svc.catalog.record_status(job_id, _stub(task_id, status))
 
 
 @dataclass(frozen=True)

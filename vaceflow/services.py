@@ -2,7 +2,8 @@
 
 A catalog, a DashScope client, a stager, an output store, one rate budget and one
 TaskWatcher: every job of the process shares them, so a batch of hundreds shares one
-connection pool, one query budget and one status-list loop. The Prefect layer swaps
+connection pool, one query budget and one watcher (a call a tick, whatever the
+number of tasks). The Prefect layer swaps
 the budget for one backed by Prefect's global rate limits when a server is configured.
 """
 
@@ -20,7 +21,7 @@ from vaceflow.settings import Settings
 from vaceflow.storage.choose import open_output_store, open_stager
 from vaceflow.storage.s3 import S3Store
 from vaceflow.storage.staged import Stager
-from vaceflow.waiting import TaskWatcher
+from vaceflow.waiting import PollSchedule, TaskWatcher
 
 __all__ = ["Services"]
 
@@ -74,13 +75,13 @@ class Services:
 
     @property
     def watcher(self) -> TaskWatcher:
-        """One status-list loop for every job this process waits on."""
+        """The one watcher of every task this process waits on."""
         with self._lock:
             if self._watcher is None:
                 self._watcher = TaskWatcher(
                     self._client_unlocked(),
                     budget=self.budget,
-                    interval=self.settings.status_interval,
+                    schedule=PollSchedule(dense=self.settings.status_interval),
                 )
             return self._watcher
 

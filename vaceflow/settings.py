@@ -176,8 +176,9 @@ class Settings(BaseSettings):
     # --- jobs -----------------------------------------------------------------------
     wait_timeout: float = Field(default=30 * 60, gt=0)
     status_interval: float = Field(default=5.0, gt=0, le=60)
-    """Seconds between status-list calls of the shared watcher: the most an end is
-    noticed late, and what a whole batch's polling costs (one list call per tick)."""
+    """Seconds between looks at a task around its expected end (the catalog's median run
+    time): the most an end there is noticed late. Far from it the watcher sleeps longer
+    (`vaceflow.waiting.schedule`); a whole batch costs one call a look."""
     catalog_url: str | None = None
     """Any SQLAlchemy URL; default: SQLite in the data folder."""
     submit_timeout: float = Field(default=30.0, gt=0, le=300)

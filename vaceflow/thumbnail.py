@@ -11,17 +11,20 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import av.error
-import numpy as np
-import numpy.typing as npt
 
 from vaceflow.errors import MediaError
 
-__all__ = ["Thumbnail", "make_thumbnail", "sheet_size"]
+if TYPE_CHECKING:  # numpy is imported where a sheet is drawn: a run loads it after its wait
+    import numpy as np
+    import numpy.typing as npt
 
-Image = npt.NDArray[np.uint8]
+    Image = npt.NDArray[np.uint8]
+
+__all__ = ["Thumbnail", "make_thumbnail", "sheet_size"]
 
 GAP = 6
 BACKGROUND = (24, 24, 24)
@@ -99,6 +102,8 @@ def _grab(
     container: av.container.InputContainer, count: int, tile_width: int
 ) -> tuple[list[Image], list[float]]:
     """`count` frames at evenly spread times (the middle of each slice), as RGB tiles."""
+    import numpy as np
+
     if not container.streams.video:
         raise ValueError("no video stream")
     stream = container.streams.video[0]
@@ -149,6 +154,8 @@ def _frame_at(
 
 
 def _grid(tiles: list[Image], columns: int, frames: int) -> Image:
+    import numpy as np
+
     tile_h = max(t.shape[0] for t in tiles)
     tile_w = max(t.shape[1] for t in tiles)
     rows = math.ceil(frames / columns)

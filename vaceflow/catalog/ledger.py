@@ -860,6 +860,28 @@ class Catalog:
                 totals[currency] = totals.get(currency, 0.0) + float(cost or 0.0)
         return totals
 
+    def median_run_seconds(self, *, recent: int = 200) -> dict[str, float]:
+        """Median seconds a task ran (the service's `scheduled_time` to `end_time`), per
+        function, over the `recent` latest succeeded tasks: what a wait expects. Unlike
+        `median_durations`, no time queued at the service nor our noticing is in it."""
+        query = (
+            select(JobRow.function, EventRow.scheduled_time, EventRow.end_time)
+            .join(JobRow, JobRow.id == EventRow.job_id)
+            .where(
+                EventRow.service_status == TaskStatus.SUCCEEDED.value,
+                EventRow.scheduled_time.is_not(None),
+                EventRow.end_time.is_not(None),
+            )
+            .order_by(EventRow.id.desc())
+            .limit(recent)
+        )
+        spans: dict[str, list[float]] = {}
+        with self._transaction() as session:
+            for function, start, end in session.execute(query):
+                if start is not None and end is not None and end >= start:
+                    spans.setdefault(function, []).append((end - start).total_seconds())
+        return {function: statistics.median(values) for function, values in spans.items()}
+
 
 def _uncertain_clause(now: datetime) -> ColumnElement[bool]:
     return and_(

@@ -71,11 +71,12 @@ def register(app: typer.Typer) -> None:
     def batch(
         file: Path = typer.Argument(..., exists=True, dir_okay=False, help="YAML or JSON jobs."),
         max_in_flight: int = typer.Option(
-            ACCOUNT.concurrent_tasks,
+            ACCOUNT.in_flight,
             "--max-in-flight",
             min=1,
             max=100,
-            help="Jobs submitted and not yet ended at once (the account runs 2 at a time).",
+            help="Jobs submitted and not yet ended at once (the account runs 2 at a time; "
+            "the default keeps one queued behind each, so a freed slot never idles).",
         ),
         dry_run: bool = typer.Option(False, "--dry-run", help="Prepare and estimate only."),
         budget: float | None = typer.Option(
@@ -107,6 +108,7 @@ def _batch(
     from vaceflow.cli.run import _budget_error, _estimate
     from vaceflow.cli.running import EXIT, progress
     from vaceflow.errors import InputRefused, MediaError, VaceflowError
+    from vaceflow.limits import ACCOUNT
     from vaceflow.media.prepare import prepare
     from vaceflow.media.spec import JobSpec
 
@@ -130,7 +132,8 @@ def _batch(
             said = _CLASS_NAME.sub("", str(exc)) if isinstance(exc, MediaError) else str(exc)
             echo(wrap(f"refused: {where}{said}{rule}", indent="  "), err=True)
         raise typer.Exit(EXIT["refused"]) from None
-    estimate, over = _estimate(prepared, budget, concurrency=max_in_flight)
+    running = min(max_in_flight, ACCOUNT.concurrent_tasks)  # the rest only queue
+    estimate, over = _estimate(prepared, budget, concurrency=running)
     if over is not None:
         if json_out:
             typer.echo(json.dumps({"ok": False, "error": _budget_error(over)}, indent=2))

@@ -118,6 +118,10 @@ def prefect_api_url() -> str | None:
     the env file), else the active Prefect profile's."""
     if os.environ.get("PREFECT_API_URL"):
         return os.environ["PREFECT_API_URL"]
+    from vaceflow.cli.prefect_api import prefect_server_named
+
+    if not prefect_server_named():  # read without importing Prefect (a second or two)
+        return None
     from prefect.settings import get_current_settings
 
     return get_current_settings().api.url or None

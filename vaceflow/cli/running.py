@@ -1,7 +1,9 @@
-"""Running jobs from the command line: the flows with a live progress line.
+"""Running jobs from the command line, with a live progress line.
 
-`run` and `batch` come here after their checks; the flows do the work, with the
-process's progress listener feeding a rich status line (status, elapsed, polls).
+`run` and `batch` come here after their checks. With a Prefect server named, the
+flows do the work and the process's progress listener feeds a rich status line
+(status, elapsed, polls); `run` with none runs the same steps without Prefect (no
+temporary server to start, nothing to see it in), feeding the same line.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
@@ -24,14 +26,17 @@ if TYPE_CHECKING:
     from vaceflow.cli.problems import UserProblem
     from vaceflow.jobs import Job
     from vaceflow.responses import TaskStatus
+    from vaceflow.steps import JobListener
 
 __all__ = [
     "EXIT",
     "calm_console",
     "load_env_file",
+    "needs_prefect",
     "print_record",
     "progress",
     "quiet_prefect_console",
+    "run_here",
     "run_one",
     "stop",
 ]
@@ -120,12 +125,15 @@ class _WithoutTraceback(logging.Formatter):
 
 
 @contextmanager
-def progress(console: Console, enabled: bool = True) -> Iterator[None]:
-    """A live line per job while it waits: status, time since the wait began, polls."""
-    from tasks.runtime import set_progress_listener
+def progress(
+    console: Console, enabled: bool = True, *, through_prefect: bool = True
+) -> Iterator[JobListener | None]:
+    """A live line per job while it waits: status, time since the wait began, polls.
 
+    Yields the listener (None when not `enabled`); `through_prefect` also hands it to
+    the flows' wait tasks (`tasks.runtime`), for a run that goes through Prefect."""
     if not enabled:
-        yield
+        yield None
         return
     lines: dict[str, str] = {}
     lock = threading.Lock()
@@ -145,12 +153,16 @@ def progress(console: Console, enabled: bool = True) -> Iterator[None]:
                 text = ", ".join(f"{n} {value}" for value, n in sorted(counts.items()))
             status.update(text)
 
-    set_progress_listener(listener)
+    if through_prefect:
+        from tasks.runtime import set_progress_listener
+
+        set_progress_listener(listener)
     with status:
         try:
-            yield
+            yield listener
         finally:
-            set_progress_listener(None)
+            if through_prefect:
+                set_progress_listener(None)
 
 
 def run_one(
@@ -162,22 +174,26 @@ def run_one(
     json_out: bool,
     console: Console,
 ) -> None:
-    """Run `job` through the `vace_job` flow; print the record; exit with its code."""
-    from flows.job import vace_job
+    """Run `job` (through the `vace_job` flow when a Prefect server is named, else the
+    same steps without Prefect); print the record; exit with its code."""
     from vaceflow.cli.problems import diagnose
     from vaceflow.errors import VaceflowError, WaitTimeout
     from vaceflow.pipeline import JobUncertain
 
-    calm_console()
     started = time.monotonic()
+    options: dict[str, Any] = dict(
+        fresh=fresh, timeout_minutes=timeout_minutes, resubmit_on_algo_error=resubmit_on_algo_error
+    )
+    through_prefect = needs_prefect()
     try:
-        with progress(console, enabled=not json_out):
-            record = vace_job(
-                job,
-                fresh=fresh,
-                timeout_minutes=timeout_minutes,
-                resubmit_on_algo_error=resubmit_on_algo_error,
-            )
+        with progress(console, enabled=not json_out, through_prefect=through_prefect) as listener:
+            if through_prefect:
+                from flows.job import vace_job
+
+                calm_console()
+                record = vace_job(job, **options)
+            else:
+                record = run_here(job, listener=listener, **options)
     except WaitTimeout as exc:
         _fail(console, json_out, "timeout", exc)
     except JobUncertain as exc:
@@ -190,6 +206,45 @@ def run_one(
             _fail(console, json_out, "failed", exc)
         raise
     print_record(console, record, json_out=json_out, seconds=time.monotonic() - started)
+
+
+def needs_prefect() -> bool:
+    """Whether a run must go through Prefect: a server is named (its UI shows the run),
+    or a secret is to come from a Prefect Secret block."""
+    from vaceflow.cli.prefect_api import prefect_server_named
+    from vaceflow.settings import Settings
+
+    if prefect_server_named():
+        return True
+    settings = Settings.load()
+    from_block = (settings.api_key is None and settings.api_key_block) or (
+        settings.s3_secret_access_key is None and settings.s3_secret_key_block
+    )
+    return bool(from_block)
+
+
+def run_here(
+    job: Job,
+    *,
+    listener: JobListener | None,
+    fresh: bool,
+    timeout_minutes: float,
+    resubmit_on_algo_error: bool,
+) -> JobRecord:
+    """The job's steps (`vaceflow.steps`) in this process, without Prefect: the same
+    catalog rows as the flow, so a later run (either way) resumes it."""
+    from vaceflow.media.spec import JobSpec
+    from vaceflow.services import Services
+    from vaceflow.steps import LocalSteps, run_steps
+
+    with Services.from_settings() as svc:
+        return run_steps(
+            LocalSteps(svc, on_status=listener),
+            JobSpec.from_job(job),
+            fresh=fresh,
+            timeout_minutes=timeout_minutes,
+            resubmit_on_algo_error=resubmit_on_algo_error,
+        )
 
 
 def _fail(console: Console, json_out: bool, kind: str, exc: BaseException) -> NoReturn:

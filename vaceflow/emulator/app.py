@@ -239,6 +239,7 @@ def _add_api_routes(app: FastAPI, emu: _Emulator) -> None:
             if task is None:
                 return JSONResponse(unknown_task_body(task_id, request_id))
             task.queries += 1
+            task.queried_at.append(emu.clock.now())
             body = task_body(
                 task,
                 request_id,
@@ -417,5 +418,6 @@ def _record(task: Task) -> dict[str, Any]:
         "code": task.code,
         "message": task.message,
         "queries": task.queries,
+        "queried_at": task.queried_at,
         "response_dropped": task.response_dropped,
     }

@@ -41,6 +41,8 @@ class Task:
     code: str | None = None
     message: str | None = None
     queries: int = 0
+    queried_at: list[float] = field(default_factory=list)
+    """When each query of this task came (the emulator's clock): a waiter's lag."""
     response_dropped: bool = False
     actual_prompt: str | None = None
     video_duration: int | None = None

@@ -1,10 +1,18 @@
-"""When to ask about a task next: pure arithmetic of (elapsed, polls, expected).
+"""When to look at a task next: pure arithmetic of (age, run time, expected run time).
 
 Three wishes pull against each other: notice the end of a task within seconds, spend
-few status queries (the account has 20 a second for every job and worker), and never
-poll more often than the official SDK does. Knowing roughly how long a task takes
-reconciles them: poll a few times quickly at first (bad inputs fail within seconds),
-then sparsely, then densely around the expected end, then back off if it overruns.
+few status calls (the account has 20 a second for every job and worker), and never
+poll more often than the official SDK does. Knowing how long a task of this kind runs
+(the catalog's median) and when this one began running (the service says, in
+`scheduled_time` or the list's `start_time`) reconciles them: look a few times while
+the task is young (inputs the service refuses fail within seconds), then sleep
+through most of the run, halving the distance to the expected end, look just after
+it and densely around it, and back off if the task overruns. The SDK's pace is a
+floor on every delay but that one look: the count of calls never exceeds the SDK's.
+
+Without an expected duration, the pace grows with the task's age, from the SDK's
+to the provider's suggested 15 s: no worse than the SDK for a short task, about a
+third of its calls for a long one.
 """
 
 from __future__ import annotations
@@ -31,54 +39,62 @@ def sdk_interval(elapsed: float) -> float:
 
 @dataclass(frozen=True)
 class PollSchedule:
-    """The delay before the next status query of one task.
+    """The delay before the next look at one task.
 
-    `expected` is the typical run time of this kind of task (the catalog's median
-    when known); `started` is when the task began running, as seconds into the wait
-    (a task still PENDING has not started: its clock has not begun).
+    A look is one call (a `get`, or its row in one `list` shared by every watched
+    task). The delay depends on `age` (seconds since the wait began), `ran` (seconds
+    since the service began running the task; None while it is PENDING) and
+    `expected` (seconds a task of its kind runs; None when the catalog has not seen one).
     """
 
-    ramp_polls: int = 3
-    """Polls at the SDK's own pace first: inputs the service refuses fail fast."""
+    first: float = 1.0
+    """The first look at a task just watched (its submit answered PENDING): the SDK's."""
+    dense: float = 5.0
+    """Around the expected end: the most an end there is noticed late
+    (`VACEFLOW_STATUS_INTERVAL`). Past 20 s of waiting it is the SDK's own pace."""
+    landing: float = 0.5
+    """One look lands this long after the expected end (the service's clock and ours
+    may differ a little): a task that took its kind's median time is seen at once."""
+    young: float = 4.0
+    """While a task has run less than this, look at the SDK's pace: a refused input
+    (a URL the service cannot fetch, a frame rate it rejects) fails within seconds."""
+    approach: float = 0.5
+    """Before the expected end, sleep this share of the time left to it: an end that
+    comes d seconds early is noticed within about d seconds."""
+    longest: float = 90.0
+    """...and never longer than this: a task that fails mid-run is noticed within it."""
+    overrun: float = 0.25
+    """Past the expected end, sleep this share of the overrun (at least `dense`)..."""
     sparse: float = 15.0
-    """Far from the expected end: the provider suggests about 15 s."""
-    dense: float = 2.0
-    """Around the expected end: bounds the lag between the task's end and our noticing.
-    Never below the SDK's own interval, so past 20 s it is the SDK's 5 s."""
-    window: float = 0.15
-    """Dense for this share of `expected` either side of it..."""
-    min_window: float = 10.0
-    """...and at least this many seconds."""
-    overrun_growth: float = 0.25
-    """Past the window the delay grows by this share of the overrun, up to `sparse`."""
-    default_expected: float = 300.0
-    """Without a better figure: the provider's "a few minutes" per task."""
+    """...and at most this, the provider's suggested pace; also the slowest pace of a
+    task whose duration nobody knows."""
 
-    def next_delay(
-        self, elapsed: float, polls: int, expected: float | None = None, started: float = 0.0
-    ) -> float:
-        """Seconds to sleep before the next poll, `elapsed` seconds and `polls` polls in."""
-        floor = sdk_interval(elapsed)
-        if polls < self.ramp_polls:
+    def next_delay(self, age: float, ran: float | None, expected: float | None) -> float:
+        """Seconds to sleep before the next look at the task."""
+        floor = sdk_interval(age)
+        if ran is not None and ran < self.young:
             return floor
-        exp = expected if expected and expected > 0 else self.default_expected
-        ran = max(0.0, elapsed - started)
-        half = max(self.min_window, self.window * exp)
-        dense_from, dense_until = exp - half, exp + half
-        if ran < dense_from:
-            delay = min(self.sparse, dense_from - ran)
-        elif ran <= dense_until:
-            delay = self.dense
+        if expected is None or expected <= 0:
+            pace = self.approach * (ran if ran is not None else age)
+            return max(floor, min(self.sparse, max(self.dense, pace)))
+        if ran is None:  # PENDING: it cannot end before it has run about `expected`
+            return max(floor, min(self.longest, self.approach * expected))
+        left = expected - ran
+        if 0 < left <= self.dense:  # land just after the expected end: a typical task's
+            return left + self.landing  # end is seen at once (one look, not the SDK's pace)
+        if left > 0:
+            delay = min(self.longest, max(self.dense, self.approach * left))
         else:
-            delay = min(self.sparse, self.dense + self.overrun_growth * (ran - dense_until))
+            delay = min(self.sparse, max(self.dense, self.overrun * -left))
         return max(floor, delay)
 
-    def polls_until(self, seconds: float, expected: float | None = None) -> list[float]:
-        """The poll times this schedule makes over `seconds` (for tests and benchmarks)."""
-        times: list[float] = []
-        now = 0.0
-        while True:
-            now += self.next_delay(now, len(times), expected)
-            if now > seconds:
-                return times
-            times.append(now)
+    def looks(self, ends: float, expected: float | None, *, starts: float = 0.0) -> list[float]:
+        """The times (seconds into the wait) of every look at a task that starts running
+        at `starts` and ends at `ends`, up to the one that sees it ended (for tests and
+        benchmarks: the schedule's own count of calls and lag)."""
+        times = [self.first]
+        while times[-1] < ends:
+            now = times[-1]
+            ran = now - starts if now >= starts else None
+            times.append(now + self.next_delay(now, ran, expected))
+        return times

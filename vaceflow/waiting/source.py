@@ -6,12 +6,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
-from vaceflow.responses import TaskListResponse, TaskOutput, TaskResponse, TaskStatus
+from vaceflow.responses import TaskListResponse, TaskResponse, TaskStatus
 
-__all__ = ["OnPoll", "TaskLister", "TaskReader", "unseen"]
+__all__ = ["OnPoll", "TaskLister", "TaskReader"]
 
 OnPoll = Callable[[TaskStatus, float, int], None]
-"""Progress callback: (status, seconds waited, polls so far), after every answered poll."""
+"""Progress callback: (status, seconds since the task was first watched, looks so far),
+after every call that showed the task."""
 
 
 class TaskReader(Protocol):
@@ -24,8 +25,3 @@ class TaskLister(TaskReader, Protocol):
     def list(
         self, *, start: datetime, end: datetime, page_no: int, page_size: int
     ) -> TaskListResponse: ...
-
-
-def unseen(task_id: str, status: TaskStatus = TaskStatus.UNKNOWN) -> TaskResponse:
-    """A stand-in response for a task no answered query has shown us yet."""
-    return TaskResponse(request_id="", output=TaskOutput(task_id=task_id, task_status=status))
