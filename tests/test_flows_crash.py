@@ -27,6 +27,7 @@ from tests.fixtures_flows import VaceEnv
 from tests.media import MediaFactory
 from vaceflow.catalog import Catalog, JobRecord, JobStatus
 from vaceflow.media.probe import probe
+from vaceflow.stack.prefect_server import without_prefect
 
 MakeEnv = Callable[..., VaceEnv]
 VACEFLOW = str(Path(sys.executable).parent / "vaceflow")
@@ -42,11 +43,16 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
-def _start(env: VaceEnv, clip: Path, **extra: str) -> subprocess.Popen[bytes]:
+def _start(
+    env: VaceEnv, clip: Path, *, prefect: bool = False, **extra: str
+) -> subprocess.Popen[bytes]:
     """`vaceflow run video_outpainting ...` in a session of its own (a process group
-    the test can kill whole), its output kept beside the data folder."""
+    the test can kill whole), its output kept beside the data folder. Without a Prefect
+    server named, as a user with none runs it (the same submit, without a flow around
+    it); `prefect=True` runs it through the `vace_job` flow on the session's server."""
     log = (env.data.parent / "runs.log").open("ab")
-    log.write(f"\n--- run {extra}\n".encode())
+    log.write(f"\n--- run {extra} prefect={prefect}\n".encode())
+    variables = {k: v for k, v in env.env.items() if prefect or not k.startswith("PREFECT_")}
     return subprocess.Popen(
         [
             VACEFLOW,
@@ -59,7 +65,7 @@ def _start(env: VaceEnv, clip: Path, **extra: str) -> subprocess.Popen[bytes]:
             "--left-scale",
             "1.25",
         ],
-        env=os.environ | env.env | FAST_WINDOW | extra,
+        env=without_prefect(os.environ) | variables | FAST_WINDOW | extra,
         cwd=env.data.parent,
         stdin=subprocess.DEVNULL,
         stdout=log,
@@ -68,8 +74,8 @@ def _start(env: VaceEnv, clip: Path, **extra: str) -> subprocess.Popen[bytes]:
     )
 
 
-def _run(env: VaceEnv, clip: Path, **extra: str) -> int:
-    proc = _start(env, clip, **extra)
+def _run(env: VaceEnv, clip: Path, *, prefect: bool = False, **extra: str) -> int:
+    proc = _start(env, clip, prefect=prefect, **extra)
     try:
         return proc.wait(timeout=240)
     finally:
@@ -160,7 +166,7 @@ def test_a_stop_during_the_request_waits_for_the_task_id(
     # The signal comes the moment the row says `sending`; the answer a second later
     # (within the submit's 2 s timeout).
     env = vace_env(latency=1.0, submit_faults=("hang",), hang_seconds=1)
-    assert _run(env, clip, VACEFLOW_FAILPOINT=f"submit.sending:{sig}") != 0
+    assert _run(env, clip, prefect=True, VACEFLOW_FAILPOINT=f"submit.sending:{sig}") != 0
     stopped = _row()
     assert stopped is not None
     assert stopped.task_id is not None
@@ -174,7 +180,7 @@ def test_a_stop_during_the_request_waits_for_the_task_id(
 
 def test_a_stop_before_the_request_gives_the_submit_back(vace_env: MakeEnv, clip: Path) -> None:
     env = vace_env(latency=1.0)
-    assert _run(env, clip, VACEFLOW_FAILPOINT="submit.before_slot:SIGTERM") != 0
+    assert _run(env, clip, prefect=True, VACEFLOW_FAILPOINT="submit.before_slot:SIGTERM") != 0
     stopped = _row()
     assert stopped is not None
     assert (stopped.status, stopped.attempts, stopped.task_id) == (JobStatus.NEW, 0, None)
