@@ -23,10 +23,9 @@ from tests.fixtures_flows import VaceEnv
 from tests.media import MediaFactory
 from vaceflow.catalog import Catalog, JobRecord, JobStatus
 from vaceflow.emulator import FaultKind
-from vaceflow.errors import DashScopeError, ResultExpired, TaskFailed, WaitTimeout
+from vaceflow.errors import DashScopeError, JobUncertain, ResultExpired, TaskFailed, WaitTimeout
 from vaceflow.jobs import Job, parse_job
 from vaceflow.media.probe import probe
-from vaceflow.pipeline import JobUncertain
 from vaceflow.responses import TaskStatus
 
 MakeEnv = Callable[..., VaceEnv]

@@ -5,15 +5,10 @@ configured one (VACEFLOW_CATALOG_URL, else SQLite in the data folder). The proto
 in `vaceflow.catalog.ledger`; the tables in `vaceflow.catalog.schema`.
 """
 
-from vaceflow.catalog.ledger import (
-    Catalog,
-    CatalogConflict,
-    JobNotFound,
-    default_catalog_url,
-    new_job_id,
-)
+from vaceflow.catalog.ledger import Catalog, default_catalog_url, new_job_id
 from vaceflow.catalog.records import InputRecord, JobEvent, JobRecord, OutputRecord
 from vaceflow.catalog.schema import FINAL_STATUSES, JobStatus
+from vaceflow.errors import CatalogConflict, JobNotFound
 
 __all__ = [
     "FINAL_STATUSES",

@@ -63,31 +63,19 @@ from vaceflow.catalog.schema import (
     JobRow,
     JobStatus,
 )
-from vaceflow.errors import VaceflowError
+from vaceflow.errors import CatalogConflict, JobNotFound
 from vaceflow.jobs import Job
 from vaceflow.limits import ACCOUNT, Role
 from vaceflow.responses import TaskResponse, TaskStatus, parse_service_time
 from vaceflow.settings import Pricing, Settings
 
-__all__ = ["Catalog", "CatalogConflict", "JobNotFound", "default_catalog_url", "new_job_id"]
+__all__ = ["Catalog", "default_catalog_url", "new_job_id"]
 
 SERVICE_TZ = timezone(timedelta(hours=8))
 """The service's timestamps are naive China Standard Time (UTC+8)."""
 
 _RESUBMITTABLE = (JobStatus.FAILED, JobStatus.CANCELED, JobStatus.UNKNOWN, JobStatus.EXPIRED)
 _WAITING = (JobStatus.SUBMITTED, JobStatus.RUNNING)
-
-
-class JobNotFound(VaceflowError):
-    """No job with that id in the catalog."""
-
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"no job {job_id!r} in the catalog")
-        self.job_id = job_id
-
-
-class CatalogConflict(VaceflowError):
-    """A write that contradicts the row (another task id, a state that forbids it)."""
 
 
 def new_job_id() -> str:
