@@ -46,7 +46,7 @@ import secrets
 import statistics
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Self, cast
 
 from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, update
@@ -71,9 +71,6 @@ from vaceflow.settings import Pricing, Settings
 
 __all__ = ["Catalog", "default_catalog_url", "new_job_id"]
 
-SERVICE_TZ = timezone(timedelta(hours=8))
-"""The service's timestamps are naive China Standard Time (UTC+8)."""
-
 _RESUBMITTABLE = (JobStatus.FAILED, JobStatus.CANCELED, JobStatus.UNKNOWN, JobStatus.EXPIRED)
 _WAITING = (JobStatus.SUBMITTED, JobStatus.RUNNING)
 
@@ -94,7 +91,7 @@ def _utcnow() -> datetime:
 
 def _service_time(value: str | None) -> datetime | None:
     parsed = parse_service_time(value)
-    return parsed.replace(tzinfo=SERVICE_TZ).astimezone(UTC) if parsed else None
+    return parsed.astimezone(UTC) if parsed else None
 
 
 def _status_of(service: TaskStatus, submitted_at: datetime | None, now: datetime) -> JobStatus:

@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Self, TypedDict, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -32,6 +32,8 @@ from vaceflow.errors import (
 from vaceflow.jobs import Job, parse_job
 from vaceflow.regions import Endpoint, Region, resolve_endpoint
 from vaceflow.responses import (
+    LIST_TIME_FORMAT,
+    SERVICE_TZ,
     ErrorBody,
     SubmitResponse,
     TaskListResponse,
@@ -74,8 +76,6 @@ KEEPALIVE = httpx.Limits(max_connections=20, max_keepalive_connections=10, keepa
 
 SUBMIT_PATH = "/services/aigc/video-generation/video-synthesis"
 LIST_TIME = re.compile(r"^\d{14}$")
-SERVICE_TZ = timezone(timedelta(hours=8), "CST")
-"""The service's clock: timestamps and list windows are China Standard Time."""
 USER_AGENT = "vaceflow/0.1 (+httpx)"
 
 # A failure before any byte left this machine: the service cannot have accepted the call.
@@ -132,7 +132,7 @@ def list_time(value: datetime | str | None) -> str | None:
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             value = value.astimezone(SERVICE_TZ)
-        return value.strftime("%Y%m%d%H%M%S")
+        return value.strftime(LIST_TIME_FORMAT)
     if not LIST_TIME.match(value):
         raise ValueError(f"task list time {value!r} is not YYYYMMDDhhmmss")
     return value
