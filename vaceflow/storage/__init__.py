@@ -21,7 +21,6 @@ from vaceflow.storage.staged import (
     StagedInput,
     Stager,
     needs_oss_resolve,
-    sha256_file,
 )
 from vaceflow.storage.urls import redact_url
 
@@ -43,6 +42,5 @@ __all__ = [
     "open_stager",
     "publish_outputs",
     "redact_url",
-    "sha256_file",
     "staging_mode",
 ]

@@ -25,8 +25,9 @@ from pydantic import SecretStr
 
 from vaceflow.client.uploads import UploadPolicy
 from vaceflow.errors import StorageError
+from vaceflow.identity import sha256_file
 from vaceflow.limits import ACCOUNT
-from vaceflow.storage.staged import StagedInput, content_name, content_type, sha256_file
+from vaceflow.storage.staged import StagedInput, content_name, content_type
 from vaceflow.storage.urls import redact_url
 
 __all__ = ["DashScopeTempStager", "account_scope"]

@@ -31,8 +31,9 @@ from botocore.exceptions import (
 )
 
 from vaceflow.errors import ConfigError, StorageError
+from vaceflow.identity import sha256_file
 from vaceflow.settings import Settings
-from vaceflow.storage.staged import StagedInput, content_name, content_type, sha256_file
+from vaceflow.storage.staged import StagedInput, content_name, content_type
 
 __all__ = [
     "PRESIGN_MAX_SECONDS",
