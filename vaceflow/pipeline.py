@@ -407,7 +407,7 @@ def await_result(
     def progress(status: TaskStatus, seconds: float, looks: int) -> None:
         if status.is_waiting and (not seen or seen[-1] is not status):
             seen.append(status)
-            svc.catalog.record_status(record.id, _progress(task_id, status))
+            svc.catalog.record_status(record.id, TaskResponse.seen(task_id, status))
         if on_status is not None:
             on_status(status, seconds, looks)
 
@@ -435,13 +435,6 @@ def _open_store_early(svc: Services) -> None:
 def expected_seconds(svc: Services, function: str) -> float | None:
     """How long a task of `function` runs, as the catalog has seen (None: never seen)."""
     return svc.catalog.median_run_seconds().get(function)
-
-
-def _progress(task_id: str, status: TaskStatus) -> TaskResponse:
-    """A waiting status for the catalog's history (a list row carries no response)."""
-    return TaskResponse.model_validate(
-        {"request_id": "", "output": {"task_id": task_id, "task_status": status.value}}
-    )
 
 
 @dataclass(frozen=True)

@@ -129,6 +129,12 @@ class TaskResponse(_Lenient):
     def status(self) -> TaskStatus:
         return self.output.task_status
 
+    @classmethod
+    def seen(cls, task_id: str, status: TaskStatus) -> TaskResponse:
+        """A status seen without the task's own answer (a task-list row carries none):
+        no request id, times, usage or result, only what the list said."""
+        return cls(request_id="", output=TaskOutput(task_id=task_id, task_status=status))
+
 
 class TaskListItem(_Lenient):
     """One row of `GET /tasks`: status only, never the result (fetch the task for that)."""
