@@ -9,14 +9,13 @@ and `Sleep` (wait this long) actions, receives the `httpx.Response` or the trans
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Self, TypedDict, TypeVar
+from typing import Any, Self, TypedDict, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -41,11 +40,9 @@ from vaceflow.responses import (
     TaskStatus,
 )
 from vaceflow.retry import Call, RetryPolicy
+from vaceflow.settings import Settings
 
 from .uploads import OSS_SCHEME, UploadPolicy
-
-if TYPE_CHECKING:
-    from vaceflow.settings import Settings
 
 __all__ = [
     "DEFAULT_SUBMIT_TIMEOUT",
@@ -139,7 +136,8 @@ def list_time(value: datetime | str | None) -> str | None:
 
 
 class ClientCore:
-    """Key, endpoint, retry policy; builds requests and parses answers."""
+    """Key, endpoint, retry policy; builds requests and parses answers. Reads nothing
+    from the environment: `ClientBase` fills what the caller left out from `Settings`."""
 
     def __init__(
         self,
@@ -152,8 +150,7 @@ class ClientCore:
         submit_timeout: float = DEFAULT_SUBMIT_TIMEOUT,
         retry: RetryPolicy | None = None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("DASHSCOPE_API_KEY")
-        secret = key.get_secret_value() if isinstance(key, SecretStr) else key
+        secret = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         if not secret or not secret.strip():
             raise ConfigError(
                 "no DashScope API key: pass api_key= or set DASHSCOPE_API_KEY "
@@ -161,9 +158,9 @@ class ClientCore:
             )
         self._api_key = SecretStr(secret.strip())
         self.endpoint: Endpoint = resolve_endpoint(
-            region=region or os.environ.get("DASHSCOPE_REGION") or Region.SINGAPORE,
-            base_url=base_url or os.environ.get("DASHSCOPE_HTTP_BASE_URL"),
-            workspace_id=workspace_id or os.environ.get("DASHSCOPE_WORKSPACE_ID") or None,
+            region=region or Region.SINGAPORE,
+            base_url=base_url or None,
+            workspace_id=workspace_id or None,
         )
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         short = min(10.0, submit_timeout)
@@ -430,6 +427,14 @@ class ListQuery(TypedDict, total=False):
     page_size: int
 
 
+def _settings() -> Settings:
+    """The environment's settings; a value that cannot be read is a ConfigError."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(f"settings: {describe_validation_error(exc)}") from None
+
+
 class ClientBase:
     """What `Client` and `AsyncClient` share besides the I/O: construction and repr."""
 
@@ -444,8 +449,15 @@ class ClientBase:
         submit_timeout: float = DEFAULT_SUBMIT_TIMEOUT,
         retry: RetryPolicy | None = None,
     ) -> None:
-        """`api_key`, `base_url` and `workspace_id` default to the SDK's variables
-        (DASHSCOPE_API_KEY, DASHSCOPE_HTTP_BASE_URL, DASHSCOPE_WORKSPACE_ID)."""
+        """What is left out comes from vaceflow's `Settings`, that is from the SDK's
+        variables: DASHSCOPE_API_KEY, DASHSCOPE_REGION, DASHSCOPE_HTTP_BASE_URL and
+        DASHSCOPE_WORKSPACE_ID."""
+        if api_key is None or region is None or workspace_id is None or base_url is None:
+            settings = _settings()
+            api_key = api_key if api_key is not None else settings.api_key
+            region = region or settings.region
+            workspace_id = workspace_id or settings.workspace_id
+            base_url = base_url or settings.http_base_url
         self._core = ClientCore(
             api_key,
             region=region,
