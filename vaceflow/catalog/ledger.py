@@ -109,9 +109,12 @@ def _status_of(service: TaskStatus, submitted_at: datetime | None, now: datetime
     }[service]
 
 
-def _inputs_json(inputs: Mapping[Role, Sequence[InputRecord]]) -> dict[str, Any]:
+def _inputs_json(
+    inputs: Mapping[Role, Sequence[InputRecord]] | Mapping[str, Sequence[InputRecord]],
+) -> dict[str, Any]:
+    """The inputs as stored: every URL without its query string, whatever path wrote them."""
     return {
-        Role(role).value: [
+        str(role): [
             {
                 "source": strip_url(item.source),
                 "sha256": item.sha256,
@@ -615,10 +618,7 @@ class Catalog:
                     prompt=prompt,
                     parameters=redact_json(dict(parameters)),
                     request=redact_json(request),
-                    inputs={
-                        role: [item.model_dump(mode="json") for item in items]
-                        for role, items in inputs.items()
-                    },
+                    inputs=_inputs_json(inputs),
                     status=JobStatus.SUCCEEDED.value,
                     attempts=0,
                     parent_id=parent_id,
