@@ -158,6 +158,21 @@ class Ledger(CatalogStore):
         result = cast(CursorResult[Any], session.execute(statement))
         return result.rowcount == 1
 
+    def _insert_once(self, row: JobRow, note: str) -> JobRecord:
+        """Insert a new job's row. When another insert of the same identity came first
+        (after our read found none), the unique constraint decided: its row is the job's."""
+        try:
+            with self._transaction() as session:
+                session.add(row)
+                session.flush()
+                self._event(session, row, row.created_at, note)
+                return self._record(row)
+        except IntegrityError:
+            winner = self.find(identity=row.identity)
+            if winner is None:
+                raise
+            return winner
+
     # --- writes -----------------------------------------------------------------------
 
     def claim(
@@ -183,35 +198,23 @@ class Ledger(CatalogStore):
                 for role, urls in job.input.media().items()
             }
         now = self._clock()
-        try:
-            with self._transaction() as session:
-                row = JobRow(
-                    id=new_job_id(),
-                    identity=identity,
-                    function=job.function.value,
-                    model=job.model,
-                    prompt=job.input.prompt,
-                    parameters=job.parameters.model_dump(mode="json", exclude_none=True),
-                    request=redact_json(job.to_body()),
-                    inputs=_inputs_json(inputs),
-                    status=JobStatus.NEW.value,
-                    attempts=0,
-                    parent_id=parent_id,
-                    flow_run_id=flow_run_id,
-                    created_at=now,
-                    updated_at=now,
-                )
-                session.add(row)
-                session.flush()
-                self._event(session, row, now, "claimed")
-                return self._record(row)
-        except IntegrityError:
-            # Another claim inserted the same identity since our read: the unique
-            # constraint decided, and its row is the job's row.
-            winner = self.find(identity=identity)
-            if winner is None:
-                raise
-            return winner
+        row = JobRow(
+            id=new_job_id(),
+            identity=identity,
+            function=job.function.value,
+            model=job.model,
+            prompt=job.input.prompt,
+            parameters=job.parameters.model_dump(mode="json", exclude_none=True),
+            request=redact_json(job.to_body()),
+            inputs=_inputs_json(inputs),
+            status=JobStatus.NEW.value,
+            attempts=0,
+            parent_id=parent_id,
+            flow_run_id=flow_run_id,
+            created_at=now,
+            updated_at=now,
+        )
+        return self._insert_once(row, "claimed")
 
     def record_staging(
         self,
@@ -550,39 +553,29 @@ class Ledger(CatalogStore):
             return existing
         now = self._clock()
         request = {"function": function, "parameters": dict(parameters)}
-        try:
-            with self._transaction() as session:
-                row = JobRow(
-                    id=new_job_id(),
-                    identity=identity,
-                    function=function,
-                    model=model,
-                    prompt=prompt,
-                    parameters=redact_json(dict(parameters)),
-                    request=redact_json(request),
-                    inputs=_inputs_json(inputs),
-                    status=JobStatus.SUCCEEDED.value,
-                    attempts=0,
-                    parent_id=parent_id,
-                    flow_run_id=flow_run_id,
-                    output_path=output.path,
-                    output_uri=strip_url(output.s3_uri) if output.s3_uri else None,
-                    output_sha256=output.sha256,
-                    output_probe=redact_json(output.probe) if output.probe is not None else None,
-                    thumbnail_path=output.thumbnail_path,
-                    created_at=now,
-                    updated_at=now,
-                    finished_at=now,
-                )
-                session.add(row)
-                session.flush()
-                self._event(session, row, now, f"derived ({function}) from {parent_id}")
-                return self._record(row)
-        except IntegrityError:
-            winner = self.find(identity=identity)
-            if winner is None:
-                raise
-            return winner
+        row = JobRow(
+            id=new_job_id(),
+            identity=identity,
+            function=function,
+            model=model,
+            prompt=prompt,
+            parameters=redact_json(dict(parameters)),
+            request=redact_json(request),
+            inputs=_inputs_json(inputs),
+            status=JobStatus.SUCCEEDED.value,
+            attempts=0,
+            parent_id=parent_id,
+            flow_run_id=flow_run_id,
+            output_path=output.path,
+            output_uri=strip_url(output.s3_uri) if output.s3_uri else None,
+            output_sha256=output.sha256,
+            output_probe=redact_json(output.probe) if output.probe is not None else None,
+            thumbnail_path=output.thumbnail_path,
+            created_at=now,
+            updated_at=now,
+            finished_at=now,
+        )
+        return self._insert_once(row, f"derived ({function}) from {parent_id}")
 
     def record_flow_run(self, job_id: str, flow_run_id: str) -> None:
         """The Prefect flow run now driving the job (a resumed run replaces the first)."""
