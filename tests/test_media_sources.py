@@ -15,7 +15,8 @@ from tests.fixtures_flaky import FlakyFrontFactory
 from tests.fixtures_s3 import S3Server
 from tests.media import MediaFactory
 from vaceflow.errors import MediaError
-from vaceflow.media.sources import FETCH_RETRY, Sources, display_ref
+from vaceflow.media.sources import FETCH_RETRY, Sources
+from vaceflow.redact import redact_url
 from vaceflow.storage.s3 import make_s3_client
 
 
@@ -82,7 +83,7 @@ def test_http_404_is_a_clear_error_without_the_query(
     assert "first_clip" in message
     assert "404" in message
     assert "s3cr3t" not in message
-    assert "s3cr3t" not in display_ref(url)
+    assert "s3cr3t" not in redact_url(url)
 
 
 def test_oversize_download_is_refused_and_nothing_is_left(

@@ -30,9 +30,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from vaceflow.client import redact_url
 from vaceflow.errors import RETRYABLE_STATUSES, DownloadFailed, MediaError, ResultExpired
 from vaceflow.media.probe import MediaInfo, probe
+from vaceflow.redact import redact_url
 from vaceflow.retry import RetryPolicy
 
 __all__ = ["DOWNLOAD_RETRY", "Downloaded", "download_video", "link_expiry"]
@@ -62,7 +62,8 @@ class _RedactSignedUrls(logging.Filter):
             isinstance(a, httpx.URL) and a.query for a in record.args
         ):
             record.args = tuple(
-                redact_url(a) if isinstance(a, httpx.URL) and a.query else a for a in record.args
+                redact_url(str(a)) if isinstance(a, httpx.URL) and a.query else a
+                for a in record.args
             )
         return True
 

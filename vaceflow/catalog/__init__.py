@@ -8,7 +8,7 @@ configured one (VACEFLOW_CATALOG_URL, else SQLite in the data folder).
     export.py    the catalog as JSON or CSV files
     records.py   what a read returns (JobRecord, its inputs, output and history)
     schema.py    the tables; database.py opens and migrates them
-    redact.py    URLs without their signatures, before anything is stored
+    (`vaceflow.redact` takes the signatures off URLs before anything is stored)
 """
 
 from vaceflow.catalog.database import default_catalog_url

@@ -35,7 +35,7 @@ and keeps the history.
 
 `attempts` counts submit requests that may have reached the service: `mark_sending`
 adds one; `abandon_submit` and `release_unsent` take it back. Secrets never enter:
-every URL is stored without its query string (`vaceflow.catalog.redact`), and no API key
+every URL is stored without its query string (`vaceflow.redact`), and no API key
 is ever passed in.
 """
 
@@ -53,7 +53,6 @@ from sqlalchemy.orm import Session
 
 from vaceflow.catalog.database import CatalogStore
 from vaceflow.catalog.records import InputRecord, JobEvent, JobRecord, OutputRecord
-from vaceflow.catalog.redact import redact_json, redact_text, strip_url
 from vaceflow.catalog.schema import (
     SUBMITTABLE_STATUSES,
     EventRow,
@@ -64,6 +63,7 @@ from vaceflow.catalog.schema import (
 from vaceflow.errors import CatalogConflict, JobNotFound
 from vaceflow.jobs import Job
 from vaceflow.limits import ACCOUNT, Role
+from vaceflow.redact import redact_json, redact_text, redact_url
 from vaceflow.responses import TaskResponse, TaskStatus, parse_service_time
 
 __all__ = ["Ledger", "new_job_id"]
@@ -104,9 +104,9 @@ def _inputs_json(
     return {
         str(role): [
             {
-                "source": strip_url(item.source),
+                "source": redact_url(item.source),
                 "sha256": item.sha256,
-                "staged_url": strip_url(item.staged_url) if item.staged_url else None,
+                "staged_url": redact_url(item.staged_url) if item.staged_url else None,
                 "report": redact_json(item.report) if item.report is not None else None,
             }
             for item in items
@@ -454,7 +454,7 @@ class Ledger(CatalogStore):
         with self._transaction() as session:
             row = self._row(session, job_id)
             # Called again once the video is published: say that, not the output twice.
-            uri = strip_url(output.s3_uri) if output.s3_uri else None
+            uri = redact_url(output.s3_uri) if output.s3_uri else None
             again = row.output_path == output.path and self._last_note(session, job_id) == (
                 f"output {output.path}"
             )
@@ -567,7 +567,7 @@ class Ledger(CatalogStore):
             parent_id=parent_id,
             flow_run_id=flow_run_id,
             output_path=output.path,
-            output_uri=strip_url(output.s3_uri) if output.s3_uri else None,
+            output_uri=redact_url(output.s3_uri) if output.s3_uri else None,
             output_sha256=output.sha256,
             output_probe=redact_json(output.probe) if output.probe is not None else None,
             thumbnail_path=output.thumbnail_path,

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Self, TypedDict, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -29,6 +28,7 @@ from vaceflow.errors import (
     describe_validation_error,
 )
 from vaceflow.jobs import Job, parse_job
+from vaceflow.redact import redact_url
 from vaceflow.regions import Endpoint, Region, resolve_endpoint
 from vaceflow.responses import (
     LIST_TIME_FORMAT,
@@ -57,7 +57,6 @@ __all__ = [
     "Sleep",
     "Steps",
     "next_page",
-    "redact_url",
 ]
 
 T = TypeVar("T")
@@ -94,14 +93,6 @@ Outcome = httpx.Response | DashScopeTransportError | None
 Steps = Generator[Send | Sleep, Outcome, T]
 BeforeSend = Callable[[], None]
 """Called just before each request of a call leaves; raising stops it unsent."""
-
-
-def redact_url(url: str | httpx.URL) -> str:
-    """A URL safe to log: no query string (presigned signatures) and no user info."""
-    parts = urlsplit(str(url))
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -248,7 +239,7 @@ class ClientCore:
     def transport_error(self, exc: httpx.RequestError) -> DashScopeTransportError:
         """Translate an httpx failure; `sent` says whether the service may have it."""
         sent = not isinstance(exc, _NOT_SENT)
-        where = redact_url(exc.request.url) if _has_request(exc) else self.endpoint.base_url
+        where = redact_url(str(exc.request.url)) if _has_request(exc) else self.endpoint.base_url
         what = "may have reached the service" if sent else "was not sent"
         detail = self._scrub(str(exc) or type(exc).__name__)
         return DashScopeTransportError(

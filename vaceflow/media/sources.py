@@ -22,11 +22,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
 from vaceflow.errors import RETRYABLE_STATUSES, MediaError
+from vaceflow.redact import redact_url
 from vaceflow.retry import RetryPolicy
 from vaceflow.trust import TrustPolicy
 
@@ -47,14 +48,8 @@ class _Transient(MediaError):
     """A failure another try may not repeat (no connection, 5xx, 429, a body cut short)."""
 
 
-def display_ref(ref: str) -> str:
-    """`ref` safe to log: a URL without its query (presigned signatures) or user info."""
-    parts = urlsplit(ref)
-    if parts.scheme in ("http", "https"):
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-    return ref
+display_ref = redact_url
+"""The name `vaceflow.media.prepare` and the CLI import it by (`vaceflow.redact`)."""
 
 
 class Sources:
@@ -107,7 +102,7 @@ class Sources:
             )
         if parts.scheme not in ("", "file") and len(parts.scheme) > 1:
             raise MediaError(
-                f"{name}: {display_ref(ref)}: unsupported scheme {parts.scheme!r} "
+                f"{name}: {redact_url(ref)}: unsupported scheme {parts.scheme!r} "
                 "(give a path, an http(s):// URL or an s3:// URI)",
                 input_name=name,
             )
@@ -150,13 +145,13 @@ class Sources:
                     received += len(chunk)
                     if received > self.max_bytes:
                         raise MediaError(
-                            f"{name}: {display_ref(ref)} is larger than "
+                            f"{name}: {redact_url(ref)} is larger than "
                             f"{self.max_bytes / 1024**2:.0f} MB; refusing to download more",
                             input_name=name,
                         )
                     if time.monotonic() > deadline:
                         raise MediaError(
-                            f"{name}: {display_ref(ref)}: download took over {self.timeout:g} s",
+                            f"{name}: {redact_url(ref)}: download took over {self.timeout:g} s",
                             input_name=name,
                         )
                     f.write(chunk)
@@ -179,7 +174,7 @@ class Sources:
 
     def _http_chunks(self, url: str, name: str) -> Iterator[bytes]:
         """The body of `url`, following redirects here so that the policy sees each hop."""
-        shown = display_ref(url)
+        shown = redact_url(url)
         try:
             with self.policy.http_client(name=name, timeout=min(self.timeout, 30.0)) as client:
                 for _ in range(MAX_REDIRECTS + 1):

@@ -31,9 +31,9 @@ from vaceflow.client.uploads import UploadPolicy
 from vaceflow.errors import RETRYABLE_STATUSES, StorageError
 from vaceflow.identity import sha256_file
 from vaceflow.limits import ACCOUNT
+from vaceflow.redact import redact_url
 from vaceflow.retry import RetryPolicy
 from vaceflow.storage.staged import StagedInput, content_name, content_type
-from vaceflow.storage.urls import redact_url
 
 __all__ = ["UPLOAD_RETRY", "DashScopeTempStager", "account_scope"]
 

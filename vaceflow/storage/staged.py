@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vaceflow.storage.urls import redact_url
+from vaceflow.redact import redact_url
 
 __all__ = [
     "OSS_RESOLVE_HEADER",
