@@ -27,13 +27,13 @@ from tasks.trust import policy_scope, run_policy
 from vaceflow.catalog import JobRecord
 from vaceflow.catalog.records import InputRecord, OutputRecord
 from vaceflow.errors import JobInvalid, MediaError
+from vaceflow.identity import sha256_file
 from vaceflow.jobs import Function, Prompt, Seed
 from vaceflow.limits import CLIPS_TOTAL_SECONDS
 from vaceflow.media.join import join_segments, overlap_frames, tail_clip
 from vaceflow.media.probe import probe
 from vaceflow.media.spec import JobSpec, build_job
 from vaceflow.storage.outputs import publish_outputs
-from vaceflow.storage.staged import sha256_file
 from vaceflow.thumbnail import make_thumbnail
 
 __all__ = ["LONG_VIDEO", "long_video"]

@@ -1,39 +1,22 @@
-"""`collect`: download, verify, thumbnail, publish. Idempotent, so it may retry."""
+"""`collect`: download, verify, thumbnail, publish.
+
+Retries: the download's own (`vaceflow.collect.DOWNLOAD_RETRY`) and boto3's for the
+publishing, and nothing here: a retry of the whole task would repeat those tries. A run
+started again collects what this one could not (the catalog shows the task succeeded)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.runtime import services
 from vaceflow.catalog import JobRecord
-from vaceflow.errors import ResultExpired
 from vaceflow.pipeline import Collected, StagedJob, collect_result
 from vaceflow.responses import TaskResponse
 
 __all__ = ["collect"]
 
 
-def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
-    """An expired result link stays expired: only other failures are tried again."""
-    try:
-        state.result()
-    except ResultExpired:
-        return False
-    except Exception:
-        return True
-    return False
-
-
-@task(
-    name="collect",
-    task_run_name="collect {record.id}",
-    retries=2,
-    retry_delay_seconds=[5, 30],
-    retry_condition_fn=_worth_retrying,
-    cache_policy=NO_CACHE,
-)
+@task(name="collect", task_run_name="collect {record.id}", retries=0, cache_policy=NO_CACHE)
 def collect(record: JobRecord, task: TaskResponse, staged: StagedJob | None = None) -> Collected:
     return collect_result(services(), record, task, staged=staged.staged if staged else None)

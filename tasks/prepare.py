@@ -1,13 +1,13 @@
-"""`prepare`: conform and check every input before anything is uploaded or paid."""
+"""`prepare`: conform and check every input before anything is uploaded or paid.
+
+Retries: fetching a remote input retries by itself (`vaceflow.media.sources.FETCH_RETRY`),
+and nothing here: conforming fails the same way twice."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from vaceflow.errors import InputRefused, JobInvalid, MediaError
 from vaceflow.media.prepare import PreparedJob, prepare
 from vaceflow.media.spec import JobSpec
 from vaceflow.trust import TrustPolicy
@@ -15,28 +15,7 @@ from vaceflow.trust import TrustPolicy
 __all__ = ["prepare_inputs"]
 
 
-def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
-    """Fetching a remote input may fail for a moment; a refused input fails forever."""
-    try:
-        state.result()
-    except (InputRefused, JobInvalid):
-        return False
-    except MediaError:
-        return True
-    except Exception:
-        return False
-    return False
-
-
-@task(
-    name="prepare",
-    task_run_name="prepare {spec.function}",
-    retries=2,
-    retry_delay_seconds=[5, 30],
-    retry_condition_fn=_worth_retrying,
-    cache_policy=NO_CACHE,
-)
+@task(name="prepare", task_run_name="prepare {spec.function}", retries=0, cache_policy=NO_CACHE)
 def prepare_inputs(spec: JobSpec, policy: TrustPolicy) -> PreparedJob:
-    """Conformed files are cached by content in the data folder, so a retry is cheap.
-    `policy`: what this run may read (`tasks.trust.run_policy`)."""
+    """`policy`: what this run may read (`tasks.trust.run_policy`)."""
     return prepare(spec, policy=policy)

@@ -1,5 +1,8 @@
-"""`stage`: conformed inputs -> URLs the service can fetch. Content-addressed, so a
-retry re-uploads nothing that is already there."""
+"""`stage`: conformed inputs -> URLs the service can fetch (content-addressed).
+
+Retries: each call to the store retries by itself (boto3's standard mode on S3, the form
+POST's `UPLOAD_RETRY` on the provider's temporary storage), and nothing here: a retry
+of the task would repeat all of those tries."""
 
 from __future__ import annotations
 
@@ -14,12 +17,6 @@ from vaceflow.pipeline import StagedJob, stage_inputs
 __all__ = ["stage"]
 
 
-@task(
-    name="stage",
-    task_run_name="stage {record.id}",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    cache_policy=NO_CACHE,
-)
+@task(name="stage", task_run_name="stage {record.id}", retries=0, cache_policy=NO_CACHE)
 def stage(record: JobRecord, prepared: PreparedJob) -> StagedJob:
     return stage_inputs(services(), record, prepared)

@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.fixtures_s3",
     "tests.fixtures_team",
     "tests.fixtures_flows",
+    "tests.fixtures_flaky",
 ]
 
 

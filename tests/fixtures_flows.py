@@ -86,14 +86,15 @@ def vace_env(
     start_emulator: StartEmulator,
     prefect_api: str,
 ) -> Iterator[Callable[..., VaceEnv]]:
-    """Factory: `vace_env(latency=..., **emulator_config)` -> a VaceEnv in effect."""
+    """Factory: `vace_env(latency=..., **emulator_config)` -> a VaceEnv in effect;
+    `environ={...}` changes or adds variables of the environment it makes."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from tasks.runtime import reset_services
 
     made: list[Any] = []
 
-    def make(**emulator_config: Any) -> VaceEnv:
+    def make(*, environ: dict[str, str] | None = None, **emulator_config: Any) -> VaceEnv:
         emulator = start_emulator(**({"latency": 0.5} | emulator_config))
         prefix = f"t-{secrets.token_hex(4)}"
         data = tmp_path / "vaceflow"
@@ -112,7 +113,7 @@ def vace_env(
             "VACEFLOW_STATUS_INTERVAL": "1",
             "PREFECT_API_URL": prefect_api,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        }
+        } | (environ or {})
         for key, value in env.items():
             if not key.startswith("PREFECT_"):
                 monkeypatch.setenv(key, value)

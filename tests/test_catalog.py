@@ -481,6 +481,49 @@ def test_no_signature_or_key_reaches_the_catalog(
     assert record.error_message == "cannot fetch https://s3.example:8333/bkt/in.mp4"
 
 
+def test_a_derived_video_keeps_no_signature_of_its_inputs(tmp_path: Path) -> None:
+    """`record_derived` (long_video's joined segments) stores its inputs as every other
+    write does: the URLs without their query strings."""
+    signature = "SIGd3rived5ECRET"
+    presigned = (
+        "https://user:pw@s3.example:8333/bkt/seg.mp4"
+        f"?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA&X-Amz-Signature={signature}"
+    )
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    with Catalog(url).upgrade() as catalog:
+        parent = claim(catalog)
+        record = catalog.record_derived(
+            "derived-identity",
+            function="long_video",
+            model="wan2.1-vace-plus",
+            prompt="a long walk",
+            parent_id=parent,
+            inputs={
+                "segment": [
+                    InputRecord(
+                        source=presigned,
+                        sha256=SHA,
+                        staged_url=presigned,
+                        report={"fetched": presigned, "notes": [f"cut from {presigned}"]},
+                    )
+                ]
+            },
+            parameters={"segments": 1, "from": presigned},
+            output=OutputRecord(path="/out/joined.mp4", sha256=SHA, s3_uri=presigned),
+        )
+        stored = to_json([catalog.get(record.id, history=True)])
+    on_disk = b"".join(p.read_bytes() for p in tmp_path.glob("catalog.db*"))
+    for secret in (signature, "X-Amz-Credential", ":pw@"):
+        assert secret.encode() not in on_disk
+        assert secret not in stored
+    (segment,) = record.inputs["segment"]
+    assert segment.source == segment.staged_url == "https://s3.example:8333/bkt/seg.mp4"
+    assert segment.report == {
+        "fetched": "https://s3.example:8333/bkt/seg.mp4",
+        "notes": ["cut from https://s3.example:8333/bkt/seg.mp4"],
+    }
+
+
 # --- export and CLI ---------------------------------------------------------------------------
 
 

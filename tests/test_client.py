@@ -408,6 +408,23 @@ def test_key_and_base_url_come_from_the_sdk_variables(
     assert server.seen[0].headers["authorization"] == "Bearer sk-from-env"
 
 
+def test_a_client_without_arguments_follows_the_sdk_variables(
+    server: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-all-from-env")
+    monkeypatch.setenv("DASHSCOPE_REGION", "beijing")
+    monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", server.base_url)
+    monkeypatch.setenv("DASHSCOPE_WORKSPACE_ID", "ws-from-env")
+    server.script = [ok_submit()]
+    with Client() as client:
+        client.submit(UNSET_MODEL)
+    assert AsyncClient().endpoint == client.endpoint
+    (sent,) = server.seen
+    assert sent.headers["authorization"] == "Bearer sk-all-from-env"
+    assert sent.headers["x-dashscope-workspace"] == "ws-from-env"
+    assert sent.body["model"] == "wanx2.1-vace-plus"  # Beijing's name for the model
+
+
 def test_no_key_is_a_config_error_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
     with pytest.raises(ConfigError, match="DASHSCOPE_API_KEY"):

@@ -8,8 +8,9 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from vaceflow.client._core import ClientCore, Send, Sleep, list_time, redact_url
+from vaceflow.client._core import ClientCore, Send, Sleep, list_time
 from vaceflow.errors import DashScopeError, DashScopeTransportError
+from vaceflow.redact import redact_url
 from vaceflow.retry import RetryPolicy
 
 THROTTLED = {"code": "Throttling.RateQuota", "message": "slow down", "request_id": "r"}

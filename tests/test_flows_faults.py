@@ -19,18 +19,32 @@ from typing import Any
 import pytest
 
 from tests.fixtures_emulator import advance_clock
+from tests.fixtures_flaky import FlakyFrontFactory
 from tests.fixtures_flows import VaceEnv
+from tests.fixtures_s3 import S3Server
 from tests.media import MediaFactory
 from vaceflow.catalog import Catalog, JobRecord, JobStatus
+from vaceflow.collect import DOWNLOAD_RETRY
 from vaceflow.emulator import FaultKind
-from vaceflow.errors import DashScopeError, ResultExpired, TaskFailed, WaitTimeout
+from vaceflow.errors import (
+    DashScopeError,
+    DownloadFailed,
+    JobUncertain,
+    MediaError,
+    ResultExpired,
+    StorageError,
+    TaskFailed,
+    WaitTimeout,
+)
 from vaceflow.jobs import Job, parse_job
 from vaceflow.media.probe import probe
-from vaceflow.pipeline import JobUncertain
+from vaceflow.media.sources import FETCH_RETRY
 from vaceflow.responses import TaskStatus
 
 MakeEnv = Callable[..., VaceEnv]
 DAY = 24 * 3600.0
+S3_ATTEMPTS = 5
+"""Tries of each S3 call: `make_s3_client`'s default, boto3's standard retry mode."""
 
 
 @pytest.fixture(scope="module")
@@ -422,3 +436,64 @@ def test_cancelling_a_pending_task(vace_env: MakeEnv, clip: Path) -> None:
     assert by_prompt["queued"].status is JobStatus.CANCELED
     assert {t["status"] for t in env.tasks()} == {"SUCCEEDED", "CANCELED"}
     assert env.submissions() == 2
+
+
+# --- retries: one layer per call; the flow's tasks add none ----------------------------
+
+
+def test_an_input_host_that_keeps_failing_is_tried_by_the_fetch_alone(
+    vace_env: MakeEnv, flaky_front: FlakyFrontFactory
+) -> None:
+    from flows.job import vace_job
+
+    env = vace_env()
+    front = flaky_front()  # answers every request 503: nothing is forwarded
+    front.fail("GET", "/")
+    url = front.url + "/inputs/clip.mp4"
+    job = parse_job(
+        {"input": {"function": "video_outpainting", "prompt": "input host down", "video_url": url}}
+    )
+    with pytest.raises(MediaError, match="HTTP 503"):
+        vace_job(job)
+    assert front.count("GET", "/") == FETCH_RETRY.attempts  # not times the prepare task's
+    assert env.submissions() == 0
+
+
+def test_a_bucket_refusing_uploads_is_tried_by_boto3_alone(
+    vace_env: MakeEnv, clip: Path, s3_server: S3Server, flaky_front: FlakyFrontFactory
+) -> None:
+    from flows.job import vace_job
+
+    front = flaky_front(s3_server.endpoint)
+    front.fail("PUT", f"/{s3_server.bucket}/")
+    env = vace_env(environ={"VACEFLOW_S3_ENDPOINT_URL": front.url})
+    with pytest.raises(StorageError, match="PutObject"):
+        vace_job(_job(clip, "the bucket refuses uploads"))
+    assert front.count("PUT", f"/{s3_server.bucket}/") == S3_ATTEMPTS  # not times the stage task's
+    assert env.submissions() == 0
+
+
+def test_a_result_host_that_keeps_failing_is_tried_by_the_download_alone(
+    vace_env: MakeEnv, clip: Path, flaky_front: FlakyFrontFactory
+) -> None:
+    """The download retries, the collect task does not; a run started again collects
+    the video without paying for it twice."""
+    from flows.job import vace_job
+
+    front = flaky_front()
+    env = vace_env(public_url=front.url)  # the result links lead through the front
+    front.target = env.emulator.root_url
+    front.fail("GET", "/_emulator/results/")
+    job = _job(clip, "result host down")
+    with pytest.raises(DownloadFailed, match=f"{DOWNLOAD_RETRY.attempts} attempts"):
+        vace_job(job)
+    assert front.count("GET", "/_emulator/results/") == DOWNLOAD_RETRY.attempts
+    row = _only_row()
+    assert (row.status, row.output) == (JobStatus.SUCCEEDED, None)
+
+    front.heal()
+    record = vace_job(job)
+    assert record.output is not None
+    assert probe(Path(str(record.output.path))).is_mp4
+    assert front.count("GET", "/_emulator/results/") == DOWNLOAD_RETRY.attempts + 1
+    assert env.submissions() == 1

@@ -20,7 +20,7 @@ from vaceflow.jobs import (
     VideoRepaintingJob,
     parse_job,
 )
-from vaceflow.limits import PROMPT_MAX_CHARS, SEED_MAX, SIZES, Role
+from vaceflow.limits import PROMPT_MAX_CHARS, SEED_MAX, Role
 
 # The five request bodies of the provider reference (wan2.1-vace-plus-api.txt), verbatim.
 REFERENCE_BODIES = {
@@ -188,8 +188,8 @@ def test_obj_or_bg_must_match_the_images(n: int, roles: list[str] | None, expect
     assert expected in refused(_refs(n, roles))
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_each_size_is_accepted(size: str) -> None:
+@pytest.mark.parametrize("size", ["1280*720", "720*1280", "960*960", "832*1088", "1088*832"])
+def test_each_size_of_the_reference_is_accepted(size: str) -> None:
     for function in ("image_reference", "video_edit"):
         b = body(function)
         b["parameters"]["size"] = size

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FileServer
+from tests.fixtures_flaky import FlakyFrontFactory
 from tests.fixtures_s3 import S3Server
 from tests.media import MediaFactory
 from vaceflow.errors import MediaError
-from vaceflow.media.sources import Sources, display_ref
+from vaceflow.media.sources import FETCH_RETRY, Sources
+from vaceflow.redact import redact_url
 from vaceflow.storage.s3 import make_s3_client
 
 
@@ -81,7 +83,7 @@ def test_http_404_is_a_clear_error_without_the_query(
     assert "first_clip" in message
     assert "404" in message
     assert "s3cr3t" not in message
-    assert "s3cr3t" not in display_ref(url)
+    assert "s3cr3t" not in redact_url(url)
 
 
 def test_oversize_download_is_refused_and_nothing_is_left(
@@ -92,6 +94,41 @@ def test_oversize_download_is_refused_and_nothing_is_left(
     with pytest.raises(MediaError, match="video") as caught:
         Sources(work, max_bytes=src.stat().st_size - 1).fetch(file_server.url(src), name="video")
     assert "MB" in str(caught.value)
+    assert [p for p in work.rglob("*") if p.is_file()] == []
+
+
+def no_pause(_seconds: float) -> None:
+    """The retry's delays are `RetryPolicy`'s (test_retry); here only the tries count."""
+
+
+def test_an_origin_failing_for_a_moment_is_fetched_again_and_a_missing_file_once(
+    media: MediaFactory, file_server: FileServer, flaky_front: FlakyFrontFactory, tmp_path: Path
+) -> None:
+    src = media.video(seconds=1)
+    front = flaky_front(f"http://127.0.0.1:{file_server.port}")
+    path = file_server.url(src).removeprefix(f"http://127.0.0.1:{file_server.port}")
+    front.fail("GET", path, times=FETCH_RETRY.attempts - 1)
+    got = Sources(tmp_path, sleep=no_pause).fetch(front.url + path, name="video")
+    assert digest(got) == digest(src)
+    assert front.count("GET", path) == FETCH_RETRY.attempts
+    with pytest.raises(MediaError, match="404"):
+        Sources(tmp_path, sleep=no_pause).fetch(front.url + "/missing.mp4", name="video")
+    assert front.count("GET", "/missing.mp4") == 1  # another try cannot help
+
+
+def test_an_origin_that_keeps_failing_is_tried_fetch_retry_times(
+    media: MediaFactory, file_server: FileServer, flaky_front: FlakyFrontFactory, tmp_path: Path
+) -> None:
+    src = media.video(seconds=1)
+    front = flaky_front(f"http://127.0.0.1:{file_server.port}")
+    front.fail("GET", "/")
+    path = file_server.url(src).removeprefix(f"http://127.0.0.1:{file_server.port}")
+    work = tmp_path / "work"
+    with pytest.raises(MediaError, match="HTTP 503") as caught:
+        Sources(work, sleep=no_pause).fetch(front.url + path + "?sig=s3cr3t", name="video")
+    assert front.count("GET", path) == FETCH_RETRY.attempts
+    assert f"({FETCH_RETRY.attempts} attempts)" in str(caught.value)
+    assert "s3cr3t" not in str(caught.value)
     assert [p for p in work.rglob("*") if p.is_file()] == []
 
 
@@ -112,6 +149,30 @@ def test_s3_input_is_downloaded(s3_server: S3Server, media: MediaFactory, tmp_pa
     assert got.suffix == ".png"
     with pytest.raises(MediaError, match=r"NoSuchKey|404"):
         sources.fetch(f"s3://{s3_server.bucket}/inputs-test/absent.png", name="ref_image")
+
+
+def test_an_s3_input_is_tried_by_sources_alone(
+    s3_server: S3Server,
+    media: MediaFactory,
+    flaky_front: FlakyFrontFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The one layer that retries an s3:// input is `Sources`: the client it makes for
+    them (`from_settings`) tries each call once, so a store that keeps failing sees
+    FETCH_RETRY's tries and no more."""
+    src = media.image()
+    key = f"inputs-test/flaky-{src.name}"
+    s3_server.client().put_object(Bucket=s3_server.bucket, Key=key, Body=src.read_bytes())
+    front = flaky_front(s3_server.endpoint)
+    front.fail("GET", f"/{s3_server.bucket}/")
+    monkeypatch.setenv("VACEFLOW_DATA_DIR", str(tmp_path))
+    sources = Sources.from_settings(s3_server.settings(s3_endpoint_url=front.url))
+    with pytest.raises(MediaError, match=f"{FETCH_RETRY.attempts} attempts"):
+        sources.fetch(f"s3://{s3_server.bucket}/{key}", name="ref_image")
+    assert front.count("GET", f"/{s3_server.bucket}/") == FETCH_RETRY.attempts
+    front.heal()
+    assert digest(sources.fetch(f"s3://{s3_server.bucket}/{key}", name="ref_image")) == digest(src)
 
 
 def test_runs_fetching_the_same_input_at_once_each_get_it_whole(

@@ -15,12 +15,13 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from tests.fixtures_emulator import TEST_KEY, api_client, wait_final
+from tests.fixtures_emulator import TEST_KEY, StartEmulator, api_client, wait_final
+from tests.fixtures_flaky import FlakyFrontFactory
 from tests.fixtures_s3 import S3Server
 from tests.media import MediaFactory
 from vaceflow.client import Client
 from vaceflow.emulator import EmulatorServer
-from vaceflow.errors import DashScopeError
+from vaceflow.errors import DashScopeError, StorageError
 from vaceflow.regions import resolve_endpoint
 from vaceflow.settings import Settings
 from vaceflow.storage import (
@@ -33,6 +34,7 @@ from vaceflow.storage import (
     needs_oss_resolve,
     open_stager,
 )
+from vaceflow.storage.dashscope_temp import UPLOAD_RETRY
 
 SUBMIT = "/services/aigc/video-generation/video-synthesis"
 
@@ -146,6 +148,49 @@ def test_temporary_storage_job_succeeds_and_reuses_uploads(
         assert counting.posts == 2
 
     assert_video(submit_and_wait(emulator, staged))
+
+
+def test_an_upload_is_tried_again_and_one_whose_answer_was_lost_counts_as_done(
+    media: MediaFactory,
+    start_emulator: StartEmulator,
+    flaky_front: FlakyFrontFactory,
+    tmp_path: Path,
+) -> None:
+    """The form POST retries in the stager, its one layer: a refused try is sent again,
+    and a try that stored the file but lost its answer is not stored twice (the service
+    answers the next one 409 FileAlreadyExists: the same bytes are there)."""
+    front = flaky_front()
+    server = start_emulator(public_url=front.url)  # the upload host is the front
+    front.target = server.root_url
+    front.fail("POST", "/_emulator/oss", times=1)
+    front.fail("POST", "/_emulator/oss", times=1, answer_lost=True)
+    image = media.image(width=640, height=480)
+    with httpx.Client(timeout=30) as http, temp_stager(server, tmp_path / "up.json", http) as st:
+        staged = st.stage(image)
+    assert front.count("POST", "/_emulator/oss") == UPLOAD_RETRY.attempts == 3
+    assert_video(submit_and_wait(server, staged))
+
+
+def test_an_upload_host_that_keeps_failing_is_tried_upload_retry_times(
+    media: MediaFactory,
+    start_emulator: StartEmulator,
+    flaky_front: FlakyFrontFactory,
+    tmp_path: Path,
+) -> None:
+    front = flaky_front()
+    server = start_emulator(public_url=front.url)
+    front.target = server.root_url
+    front.fail("POST", "/_emulator/oss")
+    image = media.image(width=640, height=480)
+    with (
+        httpx.Client(timeout=30) as http,
+        temp_stager(server, tmp_path / "up.json", http) as stager,
+        pytest.raises(StorageError, match=f"{UPLOAD_RETRY.attempts} attempts") as caught,
+    ):
+        stager.stage(image)
+    assert caught.value.retryable
+    assert front.count("POST", "/_emulator/oss") == UPLOAD_RETRY.attempts
+    assert not (tmp_path / "up.json").exists()  # nothing recorded as uploaded
 
 
 def test_oss_url_without_the_resolve_header_is_refused(

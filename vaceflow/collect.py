@@ -6,6 +6,11 @@ The link is a credential for 24 h: it is redacted in every message, and httpx's 
 request log line gets the same treatment (`_RedactSignedUrls`). The body streams
 to a temporary file beside the destination, hashed on the way, fsynced, probed, and
 only then renamed into place: a reader never sees a partial or corrupt video.
+
+A download that failed in a way another try may not repeat (no connection, HTTP 5xx or
+429, a body cut short) is tried again from scratch, `DOWNLOAD_RETRY`: this is the one
+layer that retries it (the collect task does not; a run started again collects a task
+the catalog shows succeeded and not collected).
 """
 
 from __future__ import annotations
@@ -25,18 +30,18 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from vaceflow.client import redact_url
-from vaceflow.errors import DownloadFailed, MediaError, ResultExpired
+from vaceflow.errors import RETRYABLE_STATUSES, DownloadFailed, MediaError, ResultExpired
 from vaceflow.media.probe import MediaInfo, probe
+from vaceflow.redact import redact_url
 from vaceflow.retry import RetryPolicy
 
-__all__ = ["Downloaded", "download_video", "link_expiry"]
+__all__ = ["DOWNLOAD_RETRY", "Downloaded", "download_video", "link_expiry"]
 
 log = logging.getLogger("vaceflow.collect")
 
 CHUNK = 1024 * 1024
 DOWNLOAD_RETRY = RetryPolicy(attempts=4, base=1.0, cap=10.0)
-_RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+"""Tries of one download, the first included (delays of up to 1, 2 and 4 s)."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,8 @@ class _RedactSignedUrls(logging.Filter):
             isinstance(a, httpx.URL) and a.query for a in record.args
         ):
             record.args = tuple(
-                redact_url(a) if isinstance(a, httpx.URL) and a.query else a for a in record.args
+                redact_url(str(a)) if isinstance(a, httpx.URL) and a.query else a
+                for a in record.args
             )
         return True
 
@@ -148,7 +154,7 @@ def _download_once(http: httpx.Client, url: str, final: Path, safe: str) -> Down
                     url=safe,
                     status=status,
                 )
-            if status in _RETRYABLE_STATUSES:
+            if status in RETRYABLE_STATUSES:
                 raise _Transient(f"HTTP {status}")
             if status != 200:
                 raise DownloadFailed(f"{safe} answered HTTP {status}", url=safe, status=status)

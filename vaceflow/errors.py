@@ -14,6 +14,11 @@
     ├── TaskFailed                 the service ran the task and it ended FAILED/CANCELED/UNKNOWN
     ├── WaitTimeout                the task did not end before our deadline (task_id kept)
     ├── WaitCancelled              we stopped waiting on request (the task cancelled if PENDING)
+    ├── JobUncertain               a submit may have reached the service and no task id was
+    │                              recorded; the task list cannot say which: a person settles it
+    ├── JobNotFound                no job with that id in the catalog
+    ├── CatalogConflict            a catalog write the job's row forbids (another task id, a
+    │                              state past it)
     └── DownloadFailed             the result could not be fetched intact (nothing left behind)
         └── ResultExpired          the result link expired (403, or its Expires has passed)
 
@@ -30,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
+    from vaceflow.catalog.records import JobRecord
+    from vaceflow.reconcile import Reconciliation
     from vaceflow.responses import TaskResponse, TaskStatus
 
 __all__ = [
@@ -37,6 +44,7 @@ __all__ = [
     "RETRYABLE_CODES",
     "RETRYABLE_STATUSES",
     "BudgetExceeded",
+    "CatalogConflict",
     "ConfigError",
     "DashScopeError",
     "DashScopeTransportError",
@@ -44,6 +52,8 @@ __all__ = [
     "InputNotAllowed",
     "InputRefused",
     "JobInvalid",
+    "JobNotFound",
+    "JobUncertain",
     "MediaError",
     "ResultExpired",
     "StackError",
@@ -278,6 +288,38 @@ class WaitCancelled(VaceflowError):
         seen = status.value if status is not None else "unseen"
         outcome = "cancelled" if task_canceled else f"not cancelled (it is {seen})"
         super().__init__(f"stopped waiting for task {task_id}: the task was {outcome}")
+
+
+class JobUncertain(VaceflowError):
+    """A submit may have reached the service, its task id was never recorded, and the
+    provider's task list could not settle which task is the job's."""
+
+    def __init__(self, record: JobRecord, found: Reconciliation | None = None) -> None:
+        self.record = record
+        self.reconciliation = found
+        why = (
+            found.summary
+            if found is not None
+            else "automatic reconciling is off (VACEFLOW_RECONCILE=off)"
+        )
+        super().__init__(
+            f"job {record.id}: its submit may have reached the service and no task id was "
+            f"recorded; {why}. vaceflow will not pay twice on a guess: settle it with "
+            f"`vaceflow catalog resolve {record.id} --task-id ID` (the task is the job's) or "
+            f"`vaceflow catalog resolve {record.id} --resubmit` (pay again)"
+        )
+
+
+class JobNotFound(VaceflowError):
+    """No job with that id in the catalog."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job {job_id!r} in the catalog")
+        self.job_id = job_id
+
+
+class CatalogConflict(VaceflowError):
+    """A write that contradicts the row (another task id, a state that forbids it)."""
 
 
 class DownloadFailed(VaceflowError):

@@ -24,6 +24,9 @@ serialised with sorted keys, no whitespace and non-ASCII kept as is:
 
 `model` stays as given: the Singapore and Beijing names are different accounts, so
 different submissions. `scheme` changes only if this recipe ever does.
+
+`sha256_file` is the one content hash: of conformed inputs here, of staged objects'
+names (`vaceflow.storage`), of conform cache keys and of joined videos.
 """
 
 from __future__ import annotations
@@ -32,16 +35,18 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from vaceflow.jobs import Function, Job
 from vaceflow.limits import OUTPUT, Role
 
-__all__ = ["IDENTITY_SCHEME", "canonical_job", "job_identity"]
+__all__ = ["IDENTITY_SCHEME", "canonical_job", "job_identity", "sha256_file"]
 
 IDENTITY_SCHEME = 1
 
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+_HASH_CHUNK = 1024 * 1024
 _NOT_OPTIONS = frozenset({"function", "prompt"} | {role.api_field for role in Role})
 
 
@@ -82,3 +87,12 @@ def job_identity(job: Job, input_hashes: Mapping[Role, Sequence[str]]) -> str:
     doc = canonical_job(job, input_hashes)
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (memory stays flat for any size)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -34,8 +34,8 @@ from urllib.parse import urlsplit
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
-from vaceflow.catalog.redact import redact_text
 from vaceflow.errors import InputNotAllowed, StorageError
+from vaceflow.redact import redact_text
 from vaceflow.settings import Settings
 from vaceflow.trust import MAX_JOB_FILE_BYTES
 

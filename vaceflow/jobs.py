@@ -82,7 +82,7 @@ class Function(StrEnum):
 
 
 class Size(StrEnum):
-    """Output width*height (image_reference, video_edit); limits.SIZES lists the same."""
+    """Output width*height (image_reference, video_edit)."""
 
     LANDSCAPE_16_9 = "1280*720"
     PORTRAIT_9_16 = "720*1280"

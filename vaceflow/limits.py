@@ -1,7 +1,8 @@
 """Every limit of the wan2.1-vace-plus contract, in one place.
 
 The job models, the emulator and media preparation all read these tables; nothing
-else restates a number. Sources: the provider's reference
+else restates a number. The choices of a field (sizes, control conditions, ...) are the
+job models' enums (`vaceflow.jobs`), not restated here. Sources: the provider's reference
 (`shared/reference/wan2.1-vace-plus-api.txt`) and the condensed wire contract
 (`shared/reference/dashscope-contract.md`).
 """
@@ -14,8 +15,6 @@ from enum import StrEnum
 __all__ = [
     "ACCOUNT",
     "CLIPS_TOTAL_SECONDS",
-    "CONTROL_CONDITIONS",
-    "EDIT_CONTROL_CONDITIONS",
     "IMAGE_FORMATS",
     "MAX_REF_IMAGES",
     "MAX_REF_IMAGES_WITH_VIDEO",
@@ -24,7 +23,6 @@ __all__ = [
     "OUTPUT",
     "PROMPT_MAX_CHARS",
     "SEED_MAX",
-    "SIZES",
     "VIDEO_FORMATS",
     "AccountLimits",
     "MediaKind",
@@ -38,11 +36,6 @@ PROMPT_MAX_CHARS = 800
 """The service cuts longer prompts silently; vaceflow refuses them instead."""
 
 SEED_MAX = 2_147_483_647
-SIZES: tuple[str, ...] = ("1280*720", "720*1280", "960*960", "832*1088", "1088*832")
-"""Output sizes accepted by `size` (image_reference, video_edit), width*height."""
-
-CONTROL_CONDITIONS: tuple[str, ...] = ("posebodyface", "posebody", "depth", "scribble")
-EDIT_CONTROL_CONDITIONS: tuple[str, ...] = ("", "posebodyface", "depth")
 
 MAX_REF_IMAGES = 3
 """image_reference takes 1-3 images; the service keeps the first 3 of a longer list."""

@@ -26,11 +26,13 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
-from vaceflow.catalog import CatalogConflict, InputRecord, JobRecord, JobStatus, OutputRecord
+from vaceflow.catalog import InputRecord, JobRecord, JobStatus, OutputRecord
 from vaceflow.collect import download_video
 from vaceflow.errors import (
+    CatalogConflict,
     DashScopeError,
     DashScopeTransportError,
+    JobUncertain,
     TaskFailed,
     VaceflowError,
 )
@@ -39,7 +41,7 @@ from vaceflow.identity import job_identity
 from vaceflow.jobs import Job, parse_job
 from vaceflow.limits import Role
 from vaceflow.media.prepare import PreparedJob
-from vaceflow.reconcile import Reconciliation, Verdict, reconcile
+from vaceflow.reconcile import Verdict, reconcile
 from vaceflow.responses import TaskResponse, TaskStatus
 from vaceflow.services import Services
 from vaceflow.shutdown import Stopping, sending
@@ -75,26 +77,6 @@ SUBMIT_LEASE_SECONDS = 60.0
 (a run arriving at the submit takes over at once: the holder has sent nothing)."""
 POLL_SECONDS = 0.5
 """How often a run following another's submit reads the row."""
-
-
-class JobUncertain(VaceflowError):
-    """A submit may have reached the service, its task id was never recorded, and the
-    provider's task list could not settle which task is the job's."""
-
-    def __init__(self, record: JobRecord, found: Reconciliation | None = None) -> None:
-        self.record = record
-        self.reconciliation = found
-        why = (
-            found.summary
-            if found is not None
-            else "automatic reconciling is off (VACEFLOW_RECONCILE=off)"
-        )
-        super().__init__(
-            f"job {record.id}: its submit may have reached the service and no task id was "
-            f"recorded; {why}. vaceflow will not pay twice on a guess: settle it with "
-            f"`vaceflow catalog resolve {record.id} --task-id ID` (the task is the job's) or "
-            f"`vaceflow catalog resolve {record.id} --resubmit` (pay again)"
-        )
 
 
 class Next(StrEnum):
@@ -425,7 +407,7 @@ def await_result(
     def progress(status: TaskStatus, seconds: float, looks: int) -> None:
         if status.is_waiting and (not seen or seen[-1] is not status):
             seen.append(status)
-            svc.catalog.record_status(record.id, _progress(task_id, status))
+            svc.catalog.record_status(record.id, TaskResponse.seen(task_id, status))
         if on_status is not None:
             on_status(status, seconds, looks)
 
@@ -453,13 +435,6 @@ def _open_store_early(svc: Services) -> None:
 def expected_seconds(svc: Services, function: str) -> float | None:
     """How long a task of `function` runs, as the catalog has seen (None: never seen)."""
     return svc.catalog.median_run_seconds().get(function)
-
-
-def _progress(task_id: str, status: TaskStatus) -> TaskResponse:
-    """A waiting status for the catalog's history (a list row carries no response)."""
-    return TaskResponse.model_validate(
-        {"request_id": "", "output": {"task_id": task_id, "task_status": status.value}}
-    )
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,16 @@ and a client must not break on them. Statuses are an Enum that knows which are f
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "LIST_TIME_FORMAT",
+    "SERVICE_TIME_FORMAT",
+    "SERVICE_TZ",
     "ErrorBody",
     "SubmitResponse",
     "TaskListItem",
@@ -48,17 +51,23 @@ _FINAL = frozenset(
     {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELED, TaskStatus.UNKNOWN}
 )
 
+SERVICE_TZ = timezone(timedelta(hours=8), "CST")
+"""The service's clock: its timestamps and the task list's windows are China Standard
+Time, written without a zone."""
 SERVICE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 """The service's timestamps, e.g. `2025-05-23 17:07:30.497` (China Standard Time)."""
+LIST_TIME_FORMAT = "%Y%m%d%H%M%S"
+"""The task list's `start_time` / `end_time` (China Standard Time)."""
 
 
 def parse_service_time(value: str | None) -> datetime | None:
-    """Parse a service timestamp; None when absent. Naive, as the service sends it."""
+    """A service timestamp as an aware datetime (in `SERVICE_TZ`); None when absent or
+    unreadable."""
     if not value:
         return None
     for fmt in (SERVICE_TIME_FORMAT, "%Y-%m-%d %H:%M:%S"):
         try:
-            return datetime.strptime(value, fmt)
+            return datetime.strptime(value, fmt).replace(tzinfo=SERVICE_TZ)
         except ValueError:
             continue
     return None
@@ -119,6 +128,12 @@ class TaskResponse(_Lenient):
     @property
     def status(self) -> TaskStatus:
         return self.output.task_status
+
+    @classmethod
+    def seen(cls, task_id: str, status: TaskStatus) -> TaskResponse:
+        """A status seen without the task's own answer (a task-list row carries none):
+        no request id, times, usage or result, only what the list said."""
+        return cls(request_id="", output=TaskOutput(task_id=task_id, task_status=status))
 
 
 class TaskListItem(_Lenient):

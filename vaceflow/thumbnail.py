@@ -1,8 +1,8 @@
 """A contact sheet of a video: a few frames in a grid, each labelled with its time.
 
 For people skimming results in the catalog: one PNG shows how a clip develops. Made
-with PyAV and numpy only; the labels use a built-in 3x5 pixel font, so no font file
-(and no ffmpeg drawtext) is needed.
+with PyAV and numpy only; the labels use vaceflow's built-in pixel font
+(`vaceflow.pixelfont`), so no font file (and no ffmpeg drawtext) is needed.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import av
 import av.error
 
 from vaceflow.errors import MediaError
+from vaceflow.pixelfont import GLYPH_HEIGHT, text_mask, text_width
 
 if TYPE_CHECKING:  # numpy is imported where a sheet is drawn: a run loads it after its wait
     import numpy as np
@@ -29,22 +30,6 @@ __all__ = ["Thumbnail", "make_thumbnail", "sheet_size"]
 GAP = 6
 BACKGROUND = (24, 24, 24)
 LABEL_SCALE = 2
-
-_GLYPHS: dict[str, tuple[str, ...]] = {
-    "0": ("111", "101", "101", "101", "111"),
-    "1": ("010", "110", "010", "010", "111"),
-    "2": ("111", "001", "111", "100", "111"),
-    "3": ("111", "001", "111", "001", "111"),
-    "4": ("101", "101", "111", "001", "001"),
-    "5": ("111", "100", "111", "001", "111"),
-    "6": ("111", "100", "111", "101", "111"),
-    "7": ("111", "001", "010", "010", "010"),
-    "8": ("111", "101", "111", "101", "111"),
-    "9": ("111", "101", "111", "001", "111"),
-    ".": ("000", "000", "000", "000", "010"),
-    ":": ("000", "010", "000", "010", "000"),
-    "s": ("000", "111", "100", "011", "111"),
-}
 
 
 @dataclass(frozen=True)
@@ -182,21 +167,13 @@ def _label(tile: Image, text: str) -> None:
     """White text on a black box at the tile's bottom-left corner, drawn in place."""
     s = LABEL_SCALE
     pad = 2 * s
-    glyph_w, glyph_h = 3 * s, 5 * s
-    width = len(text) * (glyph_w + s) - s + 2 * pad
-    height = glyph_h + 2 * pad
+    width = text_width(text, s) + 2 * pad
+    height = GLYPH_HEIGHT * s + 2 * pad
     if width > tile.shape[1] or height > tile.shape[0]:
         return
-    y0 = tile.shape[0] - height
-    tile[y0:, :width] = (0, 0, 0)
-    x = pad
-    for char in text:
-        for r, line in enumerate(_GLYPHS.get(char, ("000",) * 5)):
-            for c, bit in enumerate(line):
-                if bit == "1":
-                    y = y0 + pad + r * s
-                    tile[y : y + s, x + c * s : x + (c + 1) * s] = (255, 255, 255)
-        x += glyph_w + s
+    box = tile[tile.shape[0] - height :, :width]
+    box[:] = (0, 0, 0)
+    box[pad : height - pad, pad : width - pad][text_mask(text, s)] = (255, 255, 255)
 
 
 def _png(image: Image) -> bytes:

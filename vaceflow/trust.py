@@ -42,6 +42,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from vaceflow.errors import InputNotAllowed
+from vaceflow.redact import redact_url
 
 if TYPE_CHECKING:
     from vaceflow.settings import Settings
@@ -135,8 +136,6 @@ def _real(path: str | Path) -> Path:
 
 
 def _shown(url: str) -> str:
-    from vaceflow.storage.urls import redact_url  # not at import: storage imports us
-
     return redact_url(url)
 
 

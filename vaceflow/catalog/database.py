@@ -1,4 +1,5 @@
-"""Opening the catalog's database and migrating it to the newest schema.
+"""Opening the catalog's database and migrating it to the newest schema; the handle
+(`CatalogStore`) that the ledger and the reports share.
 
 SQLite gets WAL (readers never block the writer), a busy timeout (a second writer
 waits instead of failing with "database is locked") and `BEGIN IMMEDIATE` for every
@@ -9,11 +10,17 @@ so two processes never deadlock on a lock upgrade. Other databases keep their de
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from vaceflow.settings import Pricing, Settings
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -22,7 +29,9 @@ __all__ = [
     "BUSY_TIMEOUT_SECONDS",
     "HEAD_REVISION",
     "MIGRATIONS",
+    "CatalogStore",
     "create_catalog_engine",
+    "default_catalog_url",
     "migrate",
     "migration_sql",
 ]
@@ -105,3 +114,64 @@ def _revision(engine: Engine) -> str | None:
         if not inspect(connection).has_table("alembic_version"):
             return None
         return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def default_catalog_url(settings: Settings) -> str:
+    """VACEFLOW_CATALOG_URL, else a SQLite file in the data folder."""
+    return settings.catalog_url or f"sqlite:///{settings.data_dir / 'catalog.db'}"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class CatalogStore:
+    """One database: its engine, its transactions, the prices and the clock. The ledger
+    (`vaceflow.catalog.ledger`) and the reports (`vaceflow.catalog.reports`) are built
+    on it; `vaceflow.catalog.Catalog` is both.
+
+    One engine per catalog; safe to share between threads (each call is its own
+    transaction) and to open from several processes on the same file.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pricing: Pricing | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.url = make_url(url)
+        self.pricing = pricing or Pricing.defaults()
+        self._clock = clock
+        self._engine = create_catalog_engine(url)
+        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Self:
+        """The configured catalog, migrated and ready."""
+        settings = settings or Settings.load()
+        catalog = cls(default_catalog_url(settings), pricing=settings.pricing)
+        return catalog.upgrade()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url.render_as_string(hide_password=True)!r})"
+
+    def upgrade(self) -> Self:
+        """Migrate to the newest schema (`alembic upgrade head`); idempotent."""
+        migrate(self._engine)
+        return self
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session

@@ -35,7 +35,7 @@ and keeps the history.
 
 `attempts` counts submit requests that may have reached the service: `mark_sending`
 adds one; `abandon_submit` and `release_unsent` take it back. Secrets never enter:
-every URL is stored without its query string (`vaceflow.catalog.redact`), and no API key
+every URL is stored without its query string (`vaceflow.redact`), and no API key
 is ever passed in.
 """
 
@@ -43,51 +43,33 @@ from __future__ import annotations
 
 import base64
 import secrets
-import statistics
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, Self, cast
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from vaceflow.catalog.database import create_catalog_engine, migrate
+from vaceflow.catalog.database import CatalogStore
 from vaceflow.catalog.records import InputRecord, JobEvent, JobRecord, OutputRecord
-from vaceflow.catalog.redact import redact_json, redact_text, strip_url
 from vaceflow.catalog.schema import (
     SUBMITTABLE_STATUSES,
     EventRow,
     JobRow,
     JobStatus,
+    uncertain_clause,
 )
-from vaceflow.errors import VaceflowError
+from vaceflow.errors import CatalogConflict, JobNotFound
 from vaceflow.jobs import Job
 from vaceflow.limits import ACCOUNT, Role
+from vaceflow.redact import redact_json, redact_text, redact_url
 from vaceflow.responses import TaskResponse, TaskStatus, parse_service_time
-from vaceflow.settings import Pricing, Settings
 
-__all__ = ["Catalog", "CatalogConflict", "JobNotFound", "default_catalog_url", "new_job_id"]
-
-SERVICE_TZ = timezone(timedelta(hours=8))
-"""The service's timestamps are naive China Standard Time (UTC+8)."""
+__all__ = ["Ledger", "new_job_id"]
 
 _RESUBMITTABLE = (JobStatus.FAILED, JobStatus.CANCELED, JobStatus.UNKNOWN, JobStatus.EXPIRED)
 _WAITING = (JobStatus.SUBMITTED, JobStatus.RUNNING)
-
-
-class JobNotFound(VaceflowError):
-    """No job with that id in the catalog."""
-
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"no job {job_id!r} in the catalog")
-        self.job_id = job_id
-
-
-class CatalogConflict(VaceflowError):
-    """A write that contradicts the row (another task id, a state that forbids it)."""
 
 
 def new_job_id() -> str:
@@ -95,18 +77,9 @@ def new_job_id() -> str:
     return "vf_" + base64.b32encode(secrets.token_bytes(8)).decode("ascii").lower()[:12]
 
 
-def default_catalog_url(settings: Settings) -> str:
-    """VACEFLOW_CATALOG_URL, else a SQLite file in the data folder."""
-    return settings.catalog_url or f"sqlite:///{settings.data_dir / 'catalog.db'}"
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _service_time(value: str | None) -> datetime | None:
     parsed = parse_service_time(value)
-    return parsed.replace(tzinfo=SERVICE_TZ).astimezone(UTC) if parsed else None
+    return parsed.astimezone(UTC) if parsed else None
 
 
 def _status_of(service: TaskStatus, submitted_at: datetime | None, now: datetime) -> JobStatus:
@@ -124,13 +97,16 @@ def _status_of(service: TaskStatus, submitted_at: datetime | None, now: datetime
     }[service]
 
 
-def _inputs_json(inputs: Mapping[Role, Sequence[InputRecord]]) -> dict[str, Any]:
+def _inputs_json(
+    inputs: Mapping[Role, Sequence[InputRecord]] | Mapping[str, Sequence[InputRecord]],
+) -> dict[str, Any]:
+    """The inputs as stored: every URL without its query string, whatever path wrote them."""
     return {
-        Role(role).value: [
+        str(role): [
             {
-                "source": strip_url(item.source),
+                "source": redact_url(item.source),
                 "sha256": item.sha256,
-                "staged_url": strip_url(item.staged_url) if item.staged_url else None,
+                "staged_url": redact_url(item.staged_url) if item.staged_url else None,
                 "report": redact_json(item.report) if item.report is not None else None,
             }
             for item in items
@@ -139,54 +115,8 @@ def _inputs_json(inputs: Mapping[Role, Sequence[InputRecord]]) -> dict[str, Any]
     }
 
 
-class Catalog:
-    """The ledger over one database. `Catalog(url).upgrade()` opens and migrates it.
-
-    One engine per catalog; safe to share between threads (each call is its own
-    transaction) and to open from several processes on the same file.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        pricing: Pricing | None = None,
-        clock: Callable[[], datetime] = _utcnow,
-    ) -> None:
-        self.url = make_url(url)
-        self.pricing = pricing or Pricing.defaults()
-        self._clock = clock
-        self._engine = create_catalog_engine(url)
-        self._sessions = sessionmaker(self._engine, expire_on_commit=False)
-
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> Self:
-        """The configured catalog, migrated and ready."""
-        settings = settings or Settings.load()
-        catalog = cls(default_catalog_url(settings), pricing=settings.pricing)
-        return catalog.upgrade()
-
-    def __repr__(self) -> str:
-        return f"Catalog({self.url.render_as_string(hide_password=True)!r})"
-
-    def upgrade(self) -> Self:
-        """Migrate to the newest schema (`alembic upgrade head`); idempotent."""
-        migrate(self._engine)
-        return self
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
-            yield session
+class Ledger(CatalogStore):
+    """The protocol above, over one database, and the reads it needs."""
 
     def _row(self, session: Session, job_id: str) -> JobRow:
         row = session.scalars(
@@ -228,6 +158,21 @@ class Catalog:
         result = cast(CursorResult[Any], session.execute(statement))
         return result.rowcount == 1
 
+    def _insert_once(self, row: JobRow, note: str) -> JobRecord:
+        """Insert a new job's row. When another insert of the same identity came first
+        (after our read found none), the unique constraint decided: its row is the job's."""
+        try:
+            with self._transaction() as session:
+                session.add(row)
+                session.flush()
+                self._event(session, row, row.created_at, note)
+                return self._record(row)
+        except IntegrityError:
+            winner = self.find(identity=row.identity)
+            if winner is None:
+                raise
+            return winner
+
     # --- writes -----------------------------------------------------------------------
 
     def claim(
@@ -253,35 +198,23 @@ class Catalog:
                 for role, urls in job.input.media().items()
             }
         now = self._clock()
-        try:
-            with self._transaction() as session:
-                row = JobRow(
-                    id=new_job_id(),
-                    identity=identity,
-                    function=job.function.value,
-                    model=job.model,
-                    prompt=job.input.prompt,
-                    parameters=job.parameters.model_dump(mode="json", exclude_none=True),
-                    request=redact_json(job.to_body()),
-                    inputs=_inputs_json(inputs),
-                    status=JobStatus.NEW.value,
-                    attempts=0,
-                    parent_id=parent_id,
-                    flow_run_id=flow_run_id,
-                    created_at=now,
-                    updated_at=now,
-                )
-                session.add(row)
-                session.flush()
-                self._event(session, row, now, "claimed")
-                return self._record(row)
-        except IntegrityError:
-            # Another claim inserted the same identity since our read: the unique
-            # constraint decided, and its row is the job's row.
-            winner = self.find(identity=identity)
-            if winner is None:
-                raise
-            return winner
+        row = JobRow(
+            id=new_job_id(),
+            identity=identity,
+            function=job.function.value,
+            model=job.model,
+            prompt=job.input.prompt,
+            parameters=job.parameters.model_dump(mode="json", exclude_none=True),
+            request=redact_json(job.to_body()),
+            inputs=_inputs_json(inputs),
+            status=JobStatus.NEW.value,
+            attempts=0,
+            parent_id=parent_id,
+            flow_run_id=flow_run_id,
+            created_at=now,
+            updated_at=now,
+        )
+        return self._insert_once(row, "claimed")
 
     def record_staging(
         self,
@@ -521,7 +454,7 @@ class Catalog:
         with self._transaction() as session:
             row = self._row(session, job_id)
             # Called again once the video is published: say that, not the output twice.
-            uri = strip_url(output.s3_uri) if output.s3_uri else None
+            uri = redact_url(output.s3_uri) if output.s3_uri else None
             again = row.output_path == output.path and self._last_note(session, job_id) == (
                 f"output {output.path}"
             )
@@ -570,7 +503,7 @@ class Catalog:
                     JobRow.id == job_id,
                     or_(
                         JobRow.status.in_([s.value for s in allowed_statuses]),
-                        _uncertain_clause(now),
+                        uncertain_clause(now),
                     ),
                 )
                 .values(
@@ -620,42 +553,29 @@ class Catalog:
             return existing
         now = self._clock()
         request = {"function": function, "parameters": dict(parameters)}
-        try:
-            with self._transaction() as session:
-                row = JobRow(
-                    id=new_job_id(),
-                    identity=identity,
-                    function=function,
-                    model=model,
-                    prompt=prompt,
-                    parameters=redact_json(dict(parameters)),
-                    request=redact_json(request),
-                    inputs={
-                        role: [item.model_dump(mode="json") for item in items]
-                        for role, items in inputs.items()
-                    },
-                    status=JobStatus.SUCCEEDED.value,
-                    attempts=0,
-                    parent_id=parent_id,
-                    flow_run_id=flow_run_id,
-                    output_path=output.path,
-                    output_uri=strip_url(output.s3_uri) if output.s3_uri else None,
-                    output_sha256=output.sha256,
-                    output_probe=redact_json(output.probe) if output.probe is not None else None,
-                    thumbnail_path=output.thumbnail_path,
-                    created_at=now,
-                    updated_at=now,
-                    finished_at=now,
-                )
-                session.add(row)
-                session.flush()
-                self._event(session, row, now, f"derived ({function}) from {parent_id}")
-                return self._record(row)
-        except IntegrityError:
-            winner = self.find(identity=identity)
-            if winner is None:
-                raise
-            return winner
+        row = JobRow(
+            id=new_job_id(),
+            identity=identity,
+            function=function,
+            model=model,
+            prompt=prompt,
+            parameters=redact_json(dict(parameters)),
+            request=redact_json(request),
+            inputs=_inputs_json(inputs),
+            status=JobStatus.SUCCEEDED.value,
+            attempts=0,
+            parent_id=parent_id,
+            flow_run_id=flow_run_id,
+            output_path=output.path,
+            output_uri=redact_url(output.s3_uri) if output.s3_uri else None,
+            output_sha256=output.sha256,
+            output_probe=redact_json(output.probe) if output.probe is not None else None,
+            thumbnail_path=output.thumbnail_path,
+            created_at=now,
+            updated_at=now,
+            finished_at=now,
+        )
+        return self._insert_once(row, f"derived ({function}) from {parent_id}")
 
     def record_flow_run(self, job_id: str, flow_run_id: str) -> None:
         """The Prefect flow run now driving the job (a resumed run replaces the first)."""
@@ -664,8 +584,6 @@ class Catalog:
             if row.flow_run_id != flow_run_id:
                 row.flow_run_id = flow_run_id
                 row.updated_at = self._clock()
-
-    # --- reads ------------------------------------------------------------------------
 
     def get(self, job_id: str, *, history: bool = False) -> JobRecord:
         """The job, with its history when asked; raises JobNotFound."""
@@ -710,44 +628,6 @@ class Catalog:
         )
         return tuple(JobEvent.from_row(r) for r in rows)
 
-    def list_jobs(
-        self,
-        *,
-        status: JobStatus | None = None,
-        function: str | None = None,
-        since: datetime | None = None,
-        limit: int | None = 50,
-        history: bool = False,
-    ) -> list[JobRecord]:
-        """Jobs, newest first. `status=UNCERTAIN` finds rows left `submitting`;
-        `history=True` loads every listed job's events too (one more query)."""
-        now = self._clock()
-        query = select(JobRow).order_by(JobRow.created_at.desc(), JobRow.id.desc())
-        if status is JobStatus.UNCERTAIN:
-            query = query.where(_uncertain_clause(now))
-        elif status is JobStatus.SENDING:
-            query = query.where(JobRow.status == status.value, ~_uncertain_clause(now))
-        elif status is not None:
-            query = query.where(JobRow.status == status.value)
-        if function is not None:
-            query = query.where(JobRow.function == function)
-        if since is not None:
-            query = query.where(JobRow.created_at >= since)
-        if limit is not None:
-            query = query.limit(limit)
-        with self._transaction() as session:
-            rows = list(session.scalars(query))
-            events: dict[str, list[JobEvent]] = {}
-            if history and rows:
-                listed = query.with_only_columns(JobRow.id).scalar_subquery()
-                for event in session.scalars(
-                    select(EventRow).where(EventRow.job_id.in_(listed)).order_by(EventRow.id)
-                ):
-                    events.setdefault(event.job_id, []).append(JobEvent.from_row(event))
-            return [
-                JobRecord.from_row(r, now=now, history=tuple(events.get(r.id, ()))) for r in rows
-            ]
-
     def in_flight(self) -> list[JobRecord]:
         """Jobs to resume: a task id and no video yet (waiting, or succeeded and not
         collected), oldest first."""
@@ -789,8 +669,16 @@ class Catalog:
         return used
 
     def uncertain(self) -> list[JobRecord]:
-        """Rows left `sending` past `send_until` with no task id (module docstring)."""
-        return self.list_jobs(status=JobStatus.UNCERTAIN, limit=None)
+        """Rows left `sending` past `send_until` with no task id (module docstring),
+        newest first."""
+        now = self._clock()
+        query = (
+            select(JobRow)
+            .where(uncertain_clause(now))
+            .order_by(JobRow.created_at.desc(), JobRow.id.desc())
+        )
+        with self._transaction() as session:
+            return [JobRecord.from_row(r, now=now) for r in session.scalars(query)]
 
     def unanswered(self) -> list[JobRecord]:
         """Every row whose submit request may be out there without its task id written:
@@ -816,76 +704,3 @@ class Catalog:
                 select(EventRow.task_id).where(EventRow.task_id.is_not(None), EventRow.at >= since)
             )
             return {t for t in [*held, *earlier] if t}
-
-    def median_durations(self, *, since: datetime | None = None) -> dict[str, float]:
-        """Median seconds from task id to final, per function, over succeeded jobs."""
-        query = select(JobRow.function, JobRow.submitted_at, JobRow.finished_at).where(
-            JobRow.status == JobStatus.SUCCEEDED.value,
-            JobRow.submitted_at.is_not(None),
-            JobRow.finished_at.is_not(None),
-        )
-        if since is not None:
-            query = query.where(JobRow.created_at >= since)
-        spans: dict[str, list[float]] = {}
-        with self._transaction() as session:
-            for function, start, end in session.execute(query):
-                if start is None or end is None:
-                    continue
-                spans.setdefault(function, []).append((end - start).total_seconds())
-        return {function: statistics.median(values) for function, values in spans.items()}
-
-    def total_cost(self, *, since: datetime | None = None, function: str | None = None) -> float:
-        """Spent in the active region's currency; `total_costs` has every currency."""
-        costs = self.total_costs(since=since, function=function)
-        return costs.get(self.pricing.active.currency, 0.0)
-
-    def total_costs(
-        self, *, since: datetime | None = None, function: str | None = None
-    ) -> dict[str, float]:
-        """Spent per currency (each job costs in its model's region's money), optionally
-        since a time or for one function."""
-        query = (
-            select(JobRow.model, func.sum(JobRow.cost))
-            .where(JobRow.cost.is_not(None))
-            .group_by(JobRow.model)
-        )
-        if since is not None:
-            query = query.where(JobRow.created_at >= since)
-        if function is not None:
-            query = query.where(JobRow.function == function)
-        totals: dict[str, float] = {}
-        with self._transaction() as session:
-            for model, cost in session.execute(query):
-                currency = self.pricing.for_model(model).currency
-                totals[currency] = totals.get(currency, 0.0) + float(cost or 0.0)
-        return totals
-
-    def median_run_seconds(self, *, recent: int = 200) -> dict[str, float]:
-        """Median seconds a task ran (the service's `scheduled_time` to `end_time`), per
-        function, over the `recent` latest succeeded tasks: what a wait expects. Unlike
-        `median_durations`, no time queued at the service nor our noticing is in it."""
-        query = (
-            select(JobRow.function, EventRow.scheduled_time, EventRow.end_time)
-            .join(JobRow, JobRow.id == EventRow.job_id)
-            .where(
-                EventRow.service_status == TaskStatus.SUCCEEDED.value,
-                EventRow.scheduled_time.is_not(None),
-                EventRow.end_time.is_not(None),
-            )
-            .order_by(EventRow.id.desc())
-            .limit(recent)
-        )
-        spans: dict[str, list[float]] = {}
-        with self._transaction() as session:
-            for function, start, end in session.execute(query):
-                if start is not None and end is not None and end >= start:
-                    spans.setdefault(function, []).append((end - start).total_seconds())
-        return {function: statistics.median(values) for function, values in spans.items()}
-
-
-def _uncertain_clause(now: datetime) -> ColumnElement[bool]:
-    return and_(
-        JobRow.status == JobStatus.SENDING.value,
-        JobRow.task_id.is_(None),
-        or_(JobRow.send_until.is_(None), JobRow.send_until <= now),
-    )

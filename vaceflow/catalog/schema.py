@@ -12,7 +12,19 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    and_,
+    or_,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -25,6 +37,7 @@ __all__ = [
     "JobRow",
     "JobStatus",
     "UTCDateTime",
+    "uncertain_clause",
 ]
 
 
@@ -164,3 +177,13 @@ class EventRow(Base):
     scheduled_time: Mapped[datetime | None]
     end_time: Mapped[datetime | None]
     note: Mapped[str | None] = mapped_column(Text)
+
+
+def uncertain_clause(now: datetime) -> ColumnElement[bool]:
+    """`JobStatus.UNCERTAIN` in SQL: a row left `sending` past `send_until` with no task id
+    (`JobRecord.from_row` says the same of a row already read)."""
+    return and_(
+        JobRow.status == JobStatus.SENDING.value,
+        JobRow.task_id.is_(None),
+        or_(JobRow.send_until.is_(None), JobRow.send_until <= now),
+    )

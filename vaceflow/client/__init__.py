@@ -6,10 +6,11 @@ translation and the retry plan are written once; the shells only send and sleep.
 
 from __future__ import annotations
 
+from vaceflow.redact import redact_url
 from vaceflow.retry import Call, RetryPolicy
 
 from ._async import AsyncClient
-from ._core import ListQuery, redact_url
+from ._core import ListQuery
 from ._sync import Client
 from .uploads import UploadPolicy
 

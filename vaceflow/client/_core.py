@@ -9,15 +9,13 @@ and `Sleep` (wait this long) actions, receives the `httpx.Response` or the trans
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Self, TypedDict, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Self, TypedDict, TypeVar
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -30,8 +28,11 @@ from vaceflow.errors import (
     describe_validation_error,
 )
 from vaceflow.jobs import Job, parse_job
+from vaceflow.redact import redact_url
 from vaceflow.regions import Endpoint, Region, resolve_endpoint
 from vaceflow.responses import (
+    LIST_TIME_FORMAT,
+    SERVICE_TZ,
     ErrorBody,
     SubmitResponse,
     TaskListResponse,
@@ -39,11 +40,9 @@ from vaceflow.responses import (
     TaskStatus,
 )
 from vaceflow.retry import Call, RetryPolicy
+from vaceflow.settings import Settings
 
 from .uploads import OSS_SCHEME, UploadPolicy
-
-if TYPE_CHECKING:
-    from vaceflow.settings import Settings
 
 __all__ = [
     "DEFAULT_SUBMIT_TIMEOUT",
@@ -58,7 +57,6 @@ __all__ = [
     "Sleep",
     "Steps",
     "next_page",
-    "redact_url",
 ]
 
 T = TypeVar("T")
@@ -74,8 +72,6 @@ KEEPALIVE = httpx.Limits(max_connections=20, max_keepalive_connections=10, keepa
 
 SUBMIT_PATH = "/services/aigc/video-generation/video-synthesis"
 LIST_TIME = re.compile(r"^\d{14}$")
-SERVICE_TZ = timezone(timedelta(hours=8), "CST")
-"""The service's clock: timestamps and list windows are China Standard Time."""
 USER_AGENT = "vaceflow/0.1 (+httpx)"
 
 # A failure before any byte left this machine: the service cannot have accepted the call.
@@ -97,14 +93,6 @@ Outcome = httpx.Response | DashScopeTransportError | None
 Steps = Generator[Send | Sleep, Outcome, T]
 BeforeSend = Callable[[], None]
 """Called just before each request of a call leaves; raising stops it unsent."""
-
-
-def redact_url(url: str | httpx.URL) -> str:
-    """A URL safe to log: no query string (presigned signatures) and no user info."""
-    parts = urlsplit(str(url))
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -132,14 +120,15 @@ def list_time(value: datetime | str | None) -> str | None:
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             value = value.astimezone(SERVICE_TZ)
-        return value.strftime("%Y%m%d%H%M%S")
+        return value.strftime(LIST_TIME_FORMAT)
     if not LIST_TIME.match(value):
         raise ValueError(f"task list time {value!r} is not YYYYMMDDhhmmss")
     return value
 
 
 class ClientCore:
-    """Key, endpoint, retry policy; builds requests and parses answers."""
+    """Key, endpoint, retry policy; builds requests and parses answers. Reads nothing
+    from the environment: `ClientBase` fills what the caller left out from `Settings`."""
 
     def __init__(
         self,
@@ -152,8 +141,7 @@ class ClientCore:
         submit_timeout: float = DEFAULT_SUBMIT_TIMEOUT,
         retry: RetryPolicy | None = None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("DASHSCOPE_API_KEY")
-        secret = key.get_secret_value() if isinstance(key, SecretStr) else key
+        secret = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
         if not secret or not secret.strip():
             raise ConfigError(
                 "no DashScope API key: pass api_key= or set DASHSCOPE_API_KEY "
@@ -161,9 +149,9 @@ class ClientCore:
             )
         self._api_key = SecretStr(secret.strip())
         self.endpoint: Endpoint = resolve_endpoint(
-            region=region or os.environ.get("DASHSCOPE_REGION") or Region.SINGAPORE,
-            base_url=base_url or os.environ.get("DASHSCOPE_HTTP_BASE_URL"),
-            workspace_id=workspace_id or os.environ.get("DASHSCOPE_WORKSPACE_ID") or None,
+            region=region or Region.SINGAPORE,
+            base_url=base_url or None,
+            workspace_id=workspace_id or None,
         )
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         short = min(10.0, submit_timeout)
@@ -251,7 +239,7 @@ class ClientCore:
     def transport_error(self, exc: httpx.RequestError) -> DashScopeTransportError:
         """Translate an httpx failure; `sent` says whether the service may have it."""
         sent = not isinstance(exc, _NOT_SENT)
-        where = redact_url(exc.request.url) if _has_request(exc) else self.endpoint.base_url
+        where = redact_url(str(exc.request.url)) if _has_request(exc) else self.endpoint.base_url
         what = "may have reached the service" if sent else "was not sent"
         detail = self._scrub(str(exc) or type(exc).__name__)
         return DashScopeTransportError(
@@ -430,6 +418,14 @@ class ListQuery(TypedDict, total=False):
     page_size: int
 
 
+def _settings() -> Settings:
+    """The environment's settings; a value that cannot be read is a ConfigError."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(f"settings: {describe_validation_error(exc)}") from None
+
+
 class ClientBase:
     """What `Client` and `AsyncClient` share besides the I/O: construction and repr."""
 
@@ -444,8 +440,15 @@ class ClientBase:
         submit_timeout: float = DEFAULT_SUBMIT_TIMEOUT,
         retry: RetryPolicy | None = None,
     ) -> None:
-        """`api_key`, `base_url` and `workspace_id` default to the SDK's variables
-        (DASHSCOPE_API_KEY, DASHSCOPE_HTTP_BASE_URL, DASHSCOPE_WORKSPACE_ID)."""
+        """What is left out comes from vaceflow's `Settings`, that is from the SDK's
+        variables: DASHSCOPE_API_KEY, DASHSCOPE_REGION, DASHSCOPE_HTTP_BASE_URL and
+        DASHSCOPE_WORKSPACE_ID."""
+        if api_key is None or region is None or workspace_id is None or base_url is None:
+            settings = _settings()
+            api_key = api_key if api_key is not None else settings.api_key
+            region = region or settings.region
+            workspace_id = workspace_id or settings.workspace_id
+            base_url = base_url or settings.http_base_url
         self._core = ClientCore(
             api_key,
             region=region,

@@ -1,9 +1,8 @@
 """The "EMULATED" mark stamped on every emulator frame, drawn without a font file.
 
-ffmpeg's drawtext needs a font that a fresh machine may lack, so the mark is a tiny
-built-in 5x7 pixel font scaled up with numpy: white letters on an opaque black box,
-handed to ffmpeg as one raw RGBA frame to overlay. Opaque, so a test can read the
-mark back from any decoded frame whatever lies under it.
+The letters are vaceflow's built-in pixel font (`vaceflow.pixelfont`) scaled up: white
+on an opaque black box, handed to ffmpeg as one raw RGBA frame to overlay. Opaque, so a
+test can read the mark back from any decoded frame whatever lies under it.
 """
 
 from __future__ import annotations
@@ -14,40 +13,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from vaceflow.pixelfont import GLYPH_HEIGHT, text_mask, text_width
+
 __all__ = ["EMULATED", "Mark", "emulated_mark", "watermark_mark"]
 
 EMULATED = "EMULATED"
 AI_GENERATED = "AI-GENERATED"
 """What the service's own `watermark: true` writes at the bottom right."""
-
-_GLYPH_W, _GLYPH_H = 5, 7
-_FONT: dict[str, tuple[str, ...]] = {
-    "A": (".###.", "#...#", "#...#", "#####", "#...#", "#...#", "#...#"),
-    "D": ("####.", "#...#", "#...#", "#...#", "#...#", "#...#", "####."),
-    "E": ("#####", "#....", "#....", "####.", "#....", "#....", "#####"),
-    "G": (".###.", "#...#", "#....", "#.###", "#...#", "#...#", ".###."),
-    "I": (".###.", "..#..", "..#..", "..#..", "..#..", "..#..", ".###."),
-    "L": ("#....", "#....", "#....", "#....", "#....", "#....", "#####"),
-    "M": ("#...#", "##.##", "#.#.#", "#.#.#", "#...#", "#...#", "#...#"),
-    "N": ("#...#", "#...#", "##..#", "#.#.#", "#..##", "#...#", "#...#"),
-    "R": ("####.", "#...#", "#...#", "####.", "#.#..", "#..#.", "#...#"),
-    "T": ("#####", "..#..", "..#..", "..#..", "..#..", "..#..", "..#.."),
-    "U": ("#...#", "#...#", "#...#", "#...#", "#...#", "#...#", ".###."),
-    "-": (".....", ".....", ".....", "#####", ".....", ".....", "....."),
-    " ": (".....", ".....", ".....", ".....", ".....", ".....", "....."),
-}
-
-
-def _bitmap(text: str) -> npt.NDArray[np.bool_]:
-    """One row of glyphs, one blank column between letters; True where ink is."""
-    columns = len(text) * (_GLYPH_W + 1) - 1
-    out = np.zeros((_GLYPH_H, columns), dtype=bool)
-    for i, char in enumerate(text):
-        rows = _FONT[char]
-        glyph = np.array([[c == "#" for c in row] for row in rows], dtype=bool)
-        x = i * (_GLYPH_W + 1)
-        out[:, x : x + _GLYPH_W] = glyph
-    return out
 
 
 @dataclass(frozen=True)
@@ -65,17 +37,17 @@ class Mark:
 
     @property
     def width(self) -> int:
-        inner = (len(self.text) * (_GLYPH_W + 1) - 1) * self.scale + 2 * self.pad
+        inner = text_width(self.text, self.scale) + 2 * self.pad
         return inner + inner % 2
 
     @property
     def height(self) -> int:
-        inner = _GLYPH_H * self.scale + 2 * self.pad
+        inner = GLYPH_HEIGHT * self.scale + 2 * self.pad
         return inner + inner % 2
 
     def ink(self) -> npt.NDArray[np.bool_]:
         """(height, width) mask of the letter pixels inside the box."""
-        letters = np.kron(_bitmap(self.text), np.ones((self.scale, self.scale), dtype=bool))
+        letters = text_mask(self.text, self.scale)
         out = np.zeros((self.height, self.width), dtype=bool)
         h, w = letters.shape
         out[self.pad : self.pad + h, self.pad : self.pad + w] = letters

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 from fastapi.responses import JSONResponse
 
-__all__ = ["ApiError", "format_service_time", "new_id", "parse_list_time"]
+from vaceflow.responses import LIST_TIME_FORMAT, SERVICE_TIME_FORMAT, SERVICE_TZ
 
-_SERVICE_TZ = timezone(timedelta(hours=8))
-"""The service stamps times in China Standard Time."""
+__all__ = ["ApiError", "format_service_time", "new_id", "parse_list_time"]
 
 
 def new_id() -> str:
@@ -19,15 +18,15 @@ def new_id() -> str:
 
 def format_service_time(epoch: float) -> str:
     """`2025-05-23 17:07:30.497`: what `submit_time`/`end_time` look like."""
-    moment = datetime.fromtimestamp(epoch, UTC).astimezone(_SERVICE_TZ)
-    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    moment = datetime.fromtimestamp(epoch, UTC).astimezone(SERVICE_TZ)
+    return moment.strftime(SERVICE_TIME_FORMAT)[:-3]
 
 
 def parse_list_time(value: str) -> float:
     """`YYYYMMDDhhmmss` (service time zone) to epoch seconds; ValueError if malformed."""
     if len(value) != 14 or not value.isdigit():
         raise ValueError(value)
-    return datetime.strptime(value, "%Y%m%d%H%M%S").replace(tzinfo=_SERVICE_TZ).timestamp()
+    return datetime.strptime(value, LIST_TIME_FORMAT).replace(tzinfo=SERVICE_TZ).timestamp()
 
 
 class ApiError(Exception):

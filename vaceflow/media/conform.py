@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from vaceflow.errors import MediaError
+from vaceflow.identity import sha256_file
 from vaceflow.limits import Role
 from vaceflow.media.execute import execute
 from vaceflow.media.facts import gather_facts
@@ -22,21 +23,13 @@ from vaceflow.media.plan import VideoTarget, Window, plan_for, violations
 from vaceflow.media.probe import probe
 from vaceflow.media.report import ConformReport, MediaSummary
 
-__all__ = ["Conformer", "sha256_file"]
+__all__ = ["Conformer"]
 
 log = logging.getLogger("vaceflow.media")
 
 _CACHE_VERSION = 1
 """Bump when planning or encoding changes what a conformed file looks like."""
 _ATTEMPTS = 3
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Conformer:

@@ -2,7 +2,10 @@
 
 Remote inputs are streamed into a work folder with a byte cap and a deadline; every
 failure (404, timeout, oversize, no such key) is a `MediaError` naming the input.
-httpx and boto3 errors are translated here and never leak.
+httpx and boto3 errors are translated here and never leak. A fetch that failed in a way
+another try may not repeat (no connection, a timeout, HTTP 5xx or 429, a body cut
+short) is tried again from the start, `FETCH_RETRY`: this is the one layer that
+retries fetching an input (boto3 makes one try of each call, the prepare task none).
 
 Every reference passes the run's `TrustPolicy` first, and each redirect hop and each
 connection again; under an enforced policy a local file is copied from the very file
@@ -12,36 +15,41 @@ that was opened and checked, so a path swapped after the check reads nothing els
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from vaceflow.errors import MediaError
+from vaceflow.errors import RETRYABLE_STATUSES, MediaError
+from vaceflow.redact import redact_url
+from vaceflow.retry import RetryPolicy
 from vaceflow.trust import TrustPolicy
 
 if TYPE_CHECKING:
     from vaceflow.settings import Settings
 
-__all__ = ["GIB", "MAX_REDIRECTS", "Sources", "display_ref"]
+__all__ = ["FETCH_RETRY", "GIB", "MAX_REDIRECTS", "Sources", "display_ref"]
+
+log = logging.getLogger("vaceflow.media")
 
 GIB = 1024**3
 MAX_REDIRECTS = 10
+FETCH_RETRY = RetryPolicy(attempts=3, base=1.0, cap=10.0)
+"""Tries of one remote input, the first included (delays of up to 1 s, then 2 s)."""
 
 
-def display_ref(ref: str) -> str:
-    """`ref` safe to log: a URL without its query (presigned signatures) or user info."""
-    parts = urlsplit(ref)
-    if parts.scheme in ("http", "https"):
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-    return ref
+class _Transient(MediaError):
+    """A failure another try may not repeat (no connection, 5xx, 429, a body cut short)."""
+
+
+display_ref = redact_url
+"""The name `vaceflow.media.prepare` and the CLI import it by (`vaceflow.redact`)."""
 
 
 class Sources:
@@ -55,15 +63,20 @@ class Sources:
         timeout: float = 120.0,
         s3_client: Callable[[], Any] | None = None,
         policy: TrustPolicy | None = None,
+        retry: RetryPolicy = FETCH_RETRY,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """`s3_client` makes the boto3 client for s3:// inputs (the storage's own,
-        with its endpoint and keys); without it s3:// inputs are refused. `policy`:
-        what may be read (default: anything; the person running the process chose)."""
+        with its endpoint and keys; one try per call: `retry` tries again here); without
+        it s3:// inputs are refused. `policy`: what may be read (default: anything; the
+        person running the process chose)."""
         self.work_dir = work_dir
         self.max_bytes = max_bytes
         self.timeout = timeout
         self.s3_client = s3_client
         self.policy = policy or TrustPolicy.open()
+        self.retry = retry
+        self._sleep = sleep
 
     @classmethod
     def from_settings(cls, settings: Settings, policy: TrustPolicy | None = None) -> Sources:
@@ -72,7 +85,7 @@ class Sources:
 
         return cls(
             settings.data_dir / "work",
-            s3_client=lambda: make_s3_client(settings, max_attempts=2),
+            s3_client=lambda: make_s3_client(settings, max_attempts=1),
             policy=policy,
         )
 
@@ -82,12 +95,14 @@ class Sources:
         self.policy.check(ref, name=name)
         parts = urlsplit(ref)
         if parts.scheme in ("http", "https"):
-            return self._download(ref, name, self._http_chunks(ref, name))
+            return self._fetch_remote(ref, name, lambda: self._http_chunks(ref, name))
         if parts.scheme == "s3":
-            return self._download(ref, name, self._s3_chunks(parts.netloc, parts.path, name))
+            return self._fetch_remote(
+                ref, name, lambda: self._s3_chunks(parts.netloc, parts.path, name)
+            )
         if parts.scheme not in ("", "file") and len(parts.scheme) > 1:
             raise MediaError(
-                f"{name}: {display_ref(ref)}: unsupported scheme {parts.scheme!r} "
+                f"{name}: {redact_url(ref)}: unsupported scheme {parts.scheme!r} "
                 "(give a path, an http(s):// URL or an s3:// URI)",
                 input_name=name,
             )
@@ -99,6 +114,20 @@ class Sources:
         if not self.policy.enforced:
             return path  # read in place
         return self._download(ref, name, self._file_chunks(path, name))
+
+    def _fetch_remote(self, ref: str, name: str, chunks: Callable[[], Iterator[bytes]]) -> Path:
+        """`_download` of a fresh stream, again after a transient failure (`self.retry`)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._download(ref, name, chunks())
+            except _Transient as exc:
+                if attempt >= self.retry.attempts:
+                    raise MediaError(f"{exc} ({attempt} attempts)", input_name=name) from None
+                delay = self.retry.delay(attempt)
+                log.warning("%s; fetching it again in %.1f s", exc, delay)
+                self._sleep(delay)
 
     def _download(self, ref: str, name: str, chunks: Iterator[bytes]) -> Path:
         leaf = Path(unquote(urlsplit(ref).path)).name or "input"
@@ -116,13 +145,13 @@ class Sources:
                     received += len(chunk)
                     if received > self.max_bytes:
                         raise MediaError(
-                            f"{name}: {display_ref(ref)} is larger than "
+                            f"{name}: {redact_url(ref)} is larger than "
                             f"{self.max_bytes / 1024**2:.0f} MB; refusing to download more",
                             input_name=name,
                         )
                     if time.monotonic() > deadline:
                         raise MediaError(
-                            f"{name}: {display_ref(ref)}: download took over {self.timeout:g} s",
+                            f"{name}: {redact_url(ref)}: download took over {self.timeout:g} s",
                             input_name=name,
                         )
                     f.write(chunk)
@@ -145,7 +174,7 @@ class Sources:
 
     def _http_chunks(self, url: str, name: str) -> Iterator[bytes]:
         """The body of `url`, following redirects here so that the policy sees each hop."""
-        shown = display_ref(url)
+        shown = redact_url(url)
         try:
             with self.policy.http_client(name=name, timeout=min(self.timeout, 30.0)) as client:
                 for _ in range(MAX_REDIRECTS + 1):
@@ -155,10 +184,10 @@ class Sources:
                             self.policy.check_url(hop, name=name, via=url)
                             url = hop
                             continue
-                        if response.status_code != 200:
-                            raise MediaError(
-                                f"{name}: {shown}: HTTP {response.status_code}", input_name=name
-                            )
+                        status = response.status_code
+                        if status != 200:
+                            again = _Transient if status in RETRYABLE_STATUSES else MediaError
+                            raise again(f"{name}: {shown}: HTTP {status}", input_name=name)
                         self._check_length(response.headers.get("content-length"), shown, name)
                         yield from response.iter_bytes(1 << 20)
                         return
@@ -166,16 +195,20 @@ class Sources:
                     f"{name}: {shown}: more than {MAX_REDIRECTS} redirects", input_name=name
                 )
         except httpx.TimeoutException as exc:
-            raise MediaError(
+            raise _Transient(
                 f"{name}: {shown}: timed out ({type(exc).__name__})", input_name=name
             ) from exc
         except httpx.HTTPError as exc:
-            raise MediaError(
-                f"{name}: {shown}: {type(exc).__name__}: {exc}", input_name=name
-            ) from exc
+            transient = isinstance(exc, httpx.TransportError) and not isinstance(
+                exc, httpx.UnsupportedProtocol
+            )
+            again = _Transient if transient else MediaError
+            raise again(f"{name}: {shown}: {type(exc).__name__}: {exc}", input_name=name) from exc
 
     def _s3_chunks(self, bucket: str, key_path: str, name: str) -> Iterator[bytes]:
         from botocore.exceptions import BotoCoreError, ClientError
+
+        from vaceflow.storage.s3 import is_transient
 
         key = unquote(key_path.lstrip("/"))
         shown = f"s3://{bucket}/{key}"
@@ -187,9 +220,11 @@ class Sources:
             yield from obj["Body"].iter_chunks(1 << 20)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "error")
-            raise MediaError(f"{name}: {shown}: {code}", input_name=name) from exc
+            again = _Transient if is_transient(exc) else MediaError
+            raise again(f"{name}: {shown}: {code}", input_name=name) from exc
         except BotoCoreError as exc:
-            raise MediaError(f"{name}: {shown}: {type(exc).__name__}", input_name=name) from exc
+            again = _Transient if is_transient(exc) else MediaError
+            raise again(f"{name}: {shown}: {type(exc).__name__}", input_name=name) from exc
 
     def _check_length(self, length: object, shown: str, name: str) -> None:
         if length is not None and int(str(length)) > self.max_bytes:

@@ -6,7 +6,6 @@ dashscope_temp.py  no bucket: the provider's 48 h temporary storage (oss:// URLs
 choose.py          which of the two the settings ask for
 outputs.py         publishing a finished job, clearing its inputs
 guard.py           refusing URLs the service could never fetch, before any spend
-urls.py            URLs as they may be logged (no signature)
 """
 
 from __future__ import annotations
@@ -21,9 +20,7 @@ from vaceflow.storage.staged import (
     StagedInput,
     Stager,
     needs_oss_resolve,
-    sha256_file,
 )
-from vaceflow.storage.urls import redact_url
 
 __all__ = [
     "OSS_RESOLVE_HEADER",
@@ -42,7 +39,5 @@ __all__ = [
     "open_output_store",
     "open_stager",
     "publish_outputs",
-    "redact_url",
-    "sha256_file",
     "staging_mode",
 ]

@@ -6,6 +6,10 @@ A policy from `GET {base}/uploads?action=getPolicy&model=...`, then a form POST 
 enable`. Files live 48 h (`ACCOUNT.upload_ttl_seconds`); each upload is recorded by
 content hash in the data folder, so a resumed job reuses a file that will outlive its
 wait and uploads again one that will not. The file host never sees the API key.
+
+Retries: the policy is a DashScope read (the client's own retries); the form POST is
+tried again here (`UPLOAD_RETRY`) after no answer, a 5xx or a 429, and by nothing above
+(the stage task does not retry).
 """
 
 from __future__ import annotations
@@ -24,16 +28,20 @@ import httpx
 from pydantic import SecretStr
 
 from vaceflow.client.uploads import UploadPolicy
-from vaceflow.errors import StorageError
+from vaceflow.errors import RETRYABLE_STATUSES, StorageError
+from vaceflow.identity import sha256_file
 from vaceflow.limits import ACCOUNT
-from vaceflow.storage.staged import StagedInput, content_name, content_type, sha256_file
-from vaceflow.storage.urls import redact_url
+from vaceflow.redact import redact_url
+from vaceflow.retry import RetryPolicy
+from vaceflow.storage.staged import StagedInput, content_name, content_type
 
-__all__ = ["DashScopeTempStager", "account_scope"]
+__all__ = ["UPLOAD_RETRY", "DashScopeTempStager", "account_scope"]
 
 log = logging.getLogger(__name__)
 
 _POLICY_MARGIN_SECONDS = 60.0
+UPLOAD_RETRY = RetryPolicy(attempts=3, base=1.0, cap=10.0)
+"""Tries of one form POST, the first included."""
 
 
 def account_scope(base_url: str, api_key: SecretStr) -> str:
@@ -55,6 +63,8 @@ class DashScopeTempStager:
         http: httpx.Client | None = None,
         lifetime: float = ACCOUNT.upload_ttl_seconds,
         on_close: Callable[[], None] | None = None,
+        retry: RetryPolicy = UPLOAD_RETRY,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """`policy_source` is typically `Client.get_upload_policy`; `scope` names the
         account and region (uploads are not shared across them); a recorded upload is
@@ -68,6 +78,8 @@ class DashScopeTempStager:
         self._own_http = http is None
         self._http = http or httpx.Client(timeout=httpx.Timeout(30.0, read=600.0))
         self._on_close = on_close
+        self._retry = retry
+        self._sleep = sleep
         self._policy: UploadPolicy | None = None
         self._policy_until = 0.0
 
@@ -125,27 +137,39 @@ class DashScopeTempStager:
         return self._policy
 
     def _upload(self, policy: UploadPolicy, path: Path, name: str, ctype: str) -> str:
+        """POST the file, again after no answer, a 5xx or a 429. The name is the content's
+        hash, so a file already under it (409 FileAlreadyExists: an earlier try whose
+        answer was lost, or another run's) holds these very bytes: it counts as uploaded."""
         fields = policy.form_fields(name, ctype)
         host = policy.upload_host
-        try:
-            with path.open("rb") as f:
-                answer = self._http.post(host, data=fields, files={"file": (name, f, ctype)})
-        except httpx.TransportError as exc:
-            raise StorageError(
-                f"cannot reach the temporary storage at {redact_url(host)}: {exc}",
-                operation="PostObject",
-                key=policy.key(name),
-                retryable=True,
-            ) from exc
-        if answer.status_code not in (200, 204):
-            raise StorageError(
-                f"temporary storage refused {name} ({answer.status_code}): {answer.text[:300]}",
-                operation="PostObject",
-                key=policy.key(name),
-                status=answer.status_code,
-                retryable=answer.status_code >= 500,
-            )
-        return policy.oss_url(name)
+        key = policy.key(name)
+        attempt = 0
+        while True:
+            attempt += 1
+            status: int | None = None
+            try:
+                with path.open("rb") as f:
+                    answer = self._http.post(host, data=fields, files={"file": (name, f, ctype)})
+            except httpx.TransportError as exc:
+                problem = f"cannot reach the temporary storage at {redact_url(host)}: {exc}"
+            else:
+                status = answer.status_code
+                if status in (200, 204) or (status == 409 and "FileAlreadyExists" in answer.text):
+                    return policy.oss_url(name)
+                problem = f"temporary storage refused {name} ({status}): {answer.text[:300]}"
+                if status not in RETRYABLE_STATUSES:
+                    raise StorageError(problem, operation="PostObject", key=key, status=status)
+            if attempt >= self._retry.attempts:
+                raise StorageError(
+                    f"{problem} ({attempt} attempts)",
+                    operation="PostObject",
+                    key=key,
+                    status=status,
+                    retryable=True,
+                )
+            delay = self._retry.delay(attempt)
+            log.warning("%s; trying again in %.1f s", problem, delay)
+            self._sleep(delay)
 
     # --- the record of uploads, by content hash ---------------------------------------
     def _record_key(self, sha: str) -> str:

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from vaceflow.errors import ConfigError
+from vaceflow.redact import redact_url
 from vaceflow.regions import WORKSPACE_ID, Endpoint
-from vaceflow.storage.urls import redact_url
 from vaceflow.trust import is_local_host
 
 __all__ = ["check_fetchable", "is_local_host"]

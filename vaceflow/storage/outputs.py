@@ -14,9 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from vaceflow.redact import redact_url
 from vaceflow.storage.s3 import PRESIGN_MAX_SECONDS, S3Store
 from vaceflow.storage.staged import StagedInput, Stager
-from vaceflow.storage.urls import redact_url
 
 __all__ = ["PublishedOutputs", "discard_inputs", "publish_outputs"]
 

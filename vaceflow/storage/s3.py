@@ -4,7 +4,8 @@ Inputs go to `{prefix}/inputs/{sha256}{ext}` (HEAD before PUT: the same bytes ar
 stored once), outputs to `{prefix}/outputs/{job_id}/...`. The service gets a
 presigned GET URL that lives as long as the job may wait, or a plain URL under
 VACEFLOW_PUBLIC_BASE_URL. Credentials come from the settings when given, else from
-boto3's own chain; transient errors are retried by boto3's standard retry mode; every
+boto3's own chain. Every call to the store is retried by boto3's standard retry mode
+and by nothing above it (the Prefect tasks that stage and publish do not retry); every
 botocore error is translated into a `StorageError` here, at the boundary.
 """
 
@@ -27,12 +28,15 @@ from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
     NoCredentialsError,
 )
 
 from vaceflow.errors import ConfigError, StorageError
+from vaceflow.identity import sha256_file
 from vaceflow.settings import Settings
-from vaceflow.storage.staged import StagedInput, content_name, content_type, sha256_file
+from vaceflow.storage.staged import StagedInput, content_name, content_type
 
 __all__ = [
     "PRESIGN_MAX_SECONDS",
@@ -40,6 +44,7 @@ __all__ = [
     "S3Store",
     "input_url_ttl",
     "inputs_prefix",
+    "is_transient",
     "make_s3_client",
 ]
 
@@ -73,9 +78,22 @@ def inputs_prefix(prefix: str) -> str:
     return f"{prefix}/inputs" if prefix else "inputs"
 
 
+def is_transient(exc: BotoCoreError | ClientError) -> bool:
+    """Whether another try may succeed: the store was busy (SlowDown, 5xx), could not be
+    reached, or a body broke off."""
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code") or "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return code in _TRANSIENT_CODES or (status is not None and status >= 500)
+    transient = (EndpointConnectionError, ConnectTimeoutError, HTTPClientError, IncompleteReadError)
+    return isinstance(exc, transient)
+
+
 def make_s3_client(settings: Settings, *, max_attempts: int = 5) -> Any:
     """A boto3 S3 client: keys from the settings if set (the only place they are
-    unwrapped), else boto3's chain; SigV4; boto3's standard retry mode."""
+    unwrapped), else boto3's chain; SigV4; boto3's standard retry mode, `max_attempts`
+    tries of each call, the first included (1: the caller retries, as
+    `vaceflow.media.sources` does). boto3's own `max_attempts` counts only the retries."""
     secret = settings.s3_secret_access_key
     token = settings.s3_session_token
     session = boto3.session.Session(
@@ -86,7 +104,7 @@ def make_s3_client(settings: Settings, *, max_attempts: int = 5) -> Any:
     )
     config = Config(
         signature_version="s3v4",
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
         connect_timeout=5,
         read_timeout=60,
         s3={"addressing_style": settings.s3_addressing_style},
@@ -328,7 +346,8 @@ class S3Store:
         if code in _NO_BUCKET_CODES or (status == 404 and operation == "HeadBucket"):
             ctx["code"] = "NoSuchBucket"
             return StorageError(f"bucket {self.bucket!r} does not exist at {self.endpoint}", **ctx)
-        transient = code in _TRANSIENT_CODES or (status is not None and status >= 500)
         return StorageError(
-            f"S3 {operation} {where} failed: {code} {message}".rstrip(), retryable=transient, **ctx
+            f"S3 {operation} {where} failed: {code} {message}".rstrip(),
+            retryable=is_transient(exc),
+            **ctx,
         )

@@ -7,7 +7,6 @@ same bytes are stored once, and a resumed job finds its inputs again.
 
 from __future__ import annotations
 
-import hashlib
 import mimetypes
 import re
 from collections.abc import Iterable, Iterator
@@ -17,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vaceflow.storage.urls import redact_url
+from vaceflow.redact import redact_url
 
 __all__ = [
     "OSS_RESOLVE_HEADER",
@@ -26,13 +25,11 @@ __all__ = [
     "content_name",
     "content_type",
     "needs_oss_resolve",
-    "sha256_file",
 ]
 
 OSS_RESOLVE_HEADER = ("X-DashScope-OssResourceResolve", "enable")
 """The submit header without which the service will not read `oss://` inputs."""
 
-_HASH_CHUNK = 1024 * 1024
 _ASCII_EXT = re.compile(r"^\.[a-z0-9]{1,10}$")
 
 
@@ -90,15 +87,6 @@ class Stager(Protocol):
 def needs_oss_resolve(staged: Iterable[StagedInput]) -> bool:
     """Whether a submit using these inputs must carry `OSS_RESOLVE_HEADER`."""
     return any(s.needs_oss_resolve for s in staged)
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks (memory stays flat for any size)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def content_type(path: Path) -> str:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, InvalidStateError
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from queue import Empty, SimpleQueue
 from types import TracebackType
 from typing import NoReturn, Self
@@ -43,8 +43,6 @@ __all__ = ["POLL_BACKOFF", "TaskWatcher"]
 
 log = logging.getLogger("vaceflow.waiting")
 
-SERVICE_TZ = timezone(timedelta(hours=8))
-"""The service's times are China Standard Time (list windows, `scheduled_time`)."""
 PAGE_SIZE = 100
 POLL_BACKOFF = RetryPolicy(attempts=1_000_000, base=1.0, cap=30.0)
 """Delays before looking again after calls that failed (the client retried each)."""
@@ -348,8 +346,8 @@ class TaskWatcher:
                 self._budget.acquire("list")
                 self.list_calls += 1
                 answer = self._client.list(
-                    start=_service_time(start),
-                    end=_service_time(end),
+                    start=datetime.fromtimestamp(start, UTC),
+                    end=datetime.fromtimestamp(end, UTC),
                     page_no=page,
                     page_size=PAGE_SIZE,
                 )
@@ -414,11 +412,7 @@ class TaskWatcher:
             listener.put(None)
 
 
-def _service_time(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC).astimezone(SERVICE_TZ)
-
-
 def _epoch(service_time: str | None) -> float | None:
-    """A service timestamp (naive China Standard Time) as epoch seconds."""
+    """A service timestamp as epoch seconds."""
     parsed = parse_service_time(service_time)
-    return parsed.replace(tzinfo=SERVICE_TZ).timestamp() if parsed else None
+    return parsed.timestamp() if parsed else None

@@ -1,8 +1,10 @@
-"""Keeping secrets out of the catalog: URLs lose their query string and credentials.
+"""URLs as they may be shown or stored: without their query string and credentials.
 
 A presigned S3 URL or the service's `video_url` carries its signature in the query
 (`X-Amz-Signature=...`, `Signature=...`, `Expires=...`); a URL may carry a password
-(`https://user:pass@host`). The catalog keeps where a file was, never the key to it.
+(`https://user:pass@host`). Every log line, error message, repr and catalog row that
+names a URL goes through `redact_url` (or `redact_text` / `redact_json` around it):
+they keep where a file was, never the key to it.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["redact_json", "redact_text", "strip_url"]
+__all__ = ["redact_json", "redact_text", "redact_url"]
 
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+")
 
 
-def strip_url(value: str) -> str:
+def redact_url(value: str) -> str:
     """`value` without query, fragment and user info when it is a URL; else unchanged."""
     parts = urlsplit(value)
     if not parts.scheme or not parts.netloc:
@@ -30,8 +32,8 @@ def strip_url(value: str) -> str:
 
 
 def redact_text(text: str) -> str:
-    """Every URL inside free text (an error message) stripped as `strip_url` does."""
-    return _URL.sub(lambda m: strip_url(m.group(0)), text)
+    """Every URL inside free text (an error message) stripped as `redact_url` does."""
+    return _URL.sub(lambda m: redact_url(m.group(0)), text)
 
 
 def redact_json(value: Any) -> Any:
