@@ -224,9 +224,7 @@ def settle_submit(svc: Services, job_id: str) -> JobRecord:
             continue
         if svc.settings.reconcile == "off":
             raise JobUncertain(record)
-        found = reconcile(
-            svc.catalog, svc.client, svc.budget, job_id, margin=svc.settings.reconcile_margin
-        )
+        found = reconcile(svc.catalog, svc.client, job_id, margin=svc.settings.reconcile_margin)
         if found.verdict is Verdict.EARLY:
             if not said:
                 log.info("job %s: no answer to its submit; %s", job_id, found.summary)
@@ -307,13 +305,13 @@ def submit_job(svc: Services, record: JobRecord, staged: StagedJob) -> JobRecord
     """Submit the job once; the one place vaceflow calls `Client.submit`.
 
     The ledger's protocol (`vaceflow.catalog.ledger`): take the row (a run that sent
-    nothing is taken over at once), take a submit slot of the rate budget, mark the row
-    `sending` just before the request leaves, and write the task id the moment it comes
-    back. An answer with an error created nothing: the row is given back and the error
-    raised. An answer that never came is settled from the provider's task list once the
-    request's window has closed (`settle_submit`): the task found is resumed, and a
-    submit the service never accepted is sent again, once. A run that finds the row
-    held follows the holder's task instead of submitting.
+    nothing is taken over at once), let the client take a submit slot of the rate
+    budget, mark the row `sending` just before the request leaves, and write the task
+    id the moment it comes back. An answer with an error created nothing: the row is
+    given back and the error raised. An answer that never came is settled from the
+    provider's task list once the request's window has closed (`settle_submit`): the
+    task found is resumed, and a submit the service never accepted is sent again, once.
+    A run that finds the row held follows the holder's task instead of submitting.
 
     Failpoints (`vaceflow.failpoints`), in order: submit.before_lease, submit.before_slot,
     submit.before_send, submit.sending (marked, not yet sent), submit.before_record,
@@ -347,9 +345,13 @@ def _send(svc: Services, job_id: str, owner: str, staged: StagedJob) -> JobRecor
     catalog = svc.catalog
     window = svc.client.submit_window
     marked = answered = False
+    on_wire = contextlib.ExitStack()
 
     def before_send() -> None:
+        """The client holds its submit slot: from here a stop waits for the answer."""
         nonlocal marked
+        if not marked:
+            on_wire.enter_context(sending())
         failpoint("submit.before_send")
         if not catalog.mark_sending(job_id, owner, window):
             raise _RowLost
@@ -358,8 +360,7 @@ def _send(svc: Services, job_id: str, owner: str, staged: StagedJob) -> JobRecor
 
     try:
         failpoint("submit.before_slot")
-        svc.budget.acquire("submit")
-        with sending():
+        with on_wire:
             try:
                 answer = svc.client.submit(
                     staged.job, oss_resolve=staged.oss_resolve or None, before_send=before_send
@@ -533,7 +534,6 @@ def cancel_if_pending(svc: Services, flow_run_id: str) -> bool:
     if record is None or record.task_id is None or record.status.is_final:
         return False
     try:
-        svc.budget.acquire("cancel")
         svc.client.cancel(record.task_id)
     except DashScopeError as exc:
         log.warning("task %s not cancelled: %s", record.task_id, exc)

@@ -1,10 +1,10 @@
 """The long-lived things one process uses to run jobs, built once from the settings.
 
-A catalog, a DashScope client, a stager, an output store, one rate budget and one
-TaskWatcher: every job of the process shares them, so a batch of hundreds shares one
-connection pool, one query budget and one watcher (a call a tick, whatever the
-number of tasks). The Prefect layer swaps
-the budget for one backed by Prefect's global rate limits when a server is configured.
+A catalog, a DashScope client (which spends one rate budget on every call), a stager,
+an output store and one TaskWatcher: every job of the process shares them, so a batch
+of hundreds shares one connection pool, one query budget and one watcher (a call a
+tick, whatever the number of tasks). The Prefect layer swaps the budget for one backed
+by Prefect's global rate limits when a server is configured.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class Services:
         """The DashScope client, made on first use (a dry run never needs a key)."""
         with self._lock:
             if self._client is None:
-                self._client = Client.from_settings(self.settings)
+                self._client = Client.from_settings(self.settings, budget=self.budget)
             return self._client
 
     @property
@@ -80,14 +80,13 @@ class Services:
             if self._watcher is None:
                 self._watcher = TaskWatcher(
                     self._client_unlocked(),
-                    budget=self.budget,
                     schedule=PollSchedule(dense=self.settings.status_interval),
                 )
             return self._watcher
 
     def _client_unlocked(self) -> Client:
         if self._client is None:
-            self._client = Client.from_settings(self.settings)
+            self._client = Client.from_settings(self.settings, budget=self.budget)
         return self._client
 
     @property
