@@ -14,6 +14,7 @@ from prefect import flow
 from pydantic import Field
 
 from flows.job import cancel_pending_task, run_job
+from tasks.runtime import flow_runtime
 from vaceflow.catalog import JobRecord
 from vaceflow.jobs import (
     ControlCondition,
@@ -43,7 +44,8 @@ Media = Annotated[str, Field(min_length=1, description="A local path, http(s) UR
 
 def _run(function: Function, options: dict[str, Any]) -> JobRecord:
     run = {k: options.pop(k) for k in ("fresh", "timeout_minutes", "resubmit_on_algo_error")}
-    return run_job(JobSpec.from_options(function, options), **run)
+    with flow_runtime() as runtime:
+        return run_job(runtime, JobSpec.from_options(function, options), **run)
 
 
 def _name(function: Function) -> str:

@@ -7,11 +7,11 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.runtime import services
 from vaceflow.catalog import JobRecord
 from vaceflow.errors import ResultExpired
 from vaceflow.pipeline import Collected, StagedJob, collect_result
 from vaceflow.responses import TaskResponse
+from vaceflow.services import Services
 
 __all__ = ["collect"]
 
@@ -35,5 +35,7 @@ def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
     retry_condition_fn=_worth_retrying,
     cache_policy=NO_CACHE,
 )
-def collect(record: JobRecord, task: TaskResponse, staged: StagedJob | None = None) -> Collected:
-    return collect_result(services(), record, task, staged=staged.staged if staged else None)
+def collect(
+    svc: Services, record: JobRecord, task: TaskResponse, staged: StagedJob | None = None
+) -> Collected:
+    return collect_result(svc, record, task, staged=staged.staged if staged else None)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.runtime import services
 from vaceflow.catalog import JobRecord
 from vaceflow.media.prepare import PreparedJob
 from vaceflow.pipeline import StagedJob, stage_inputs
+from vaceflow.services import Services
 
 __all__ = ["stage"]
 
@@ -21,5 +21,5 @@ __all__ = ["stage"]
     retry_delay_seconds=[2, 10],
     cache_policy=NO_CACHE,
 )
-def stage(record: JobRecord, prepared: PreparedJob) -> StagedJob:
-    return stage_inputs(services(), record, prepared)
+def stage(svc: Services, record: JobRecord, prepared: PreparedJob) -> StagedJob:
+    return stage_inputs(svc, record, prepared)

@@ -89,8 +89,6 @@ def vace_env(
     """Factory: `vace_env(latency=..., **emulator_config)` -> a VaceEnv in effect."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from tasks.runtime import reset_services
-
     made: list[Any] = []
 
     def make(**emulator_config: Any) -> VaceEnv:
@@ -116,13 +114,11 @@ def vace_env(
         for key, value in env.items():
             if not key.startswith("PREFECT_"):
                 monkeypatch.setenv(key, value)
-        reset_services()
         return VaceEnv(emulator=emulator, s3=s3_server, data=data, prefix=prefix, env=env)
 
     with temporary_settings(updates={PREFECT_API_URL: prefect_api}):
         yield make
         made.clear()
-        reset_services()
 
 
 @pytest.fixture

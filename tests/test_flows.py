@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,67 @@ def test_batch_never_has_more_in_flight_than_its_limit(
     assert 2 <= _peak_in_flight(env.tasks()) <= 3  # the limit held, and was used
 
 
+def test_two_batches_at_once_share_the_accounts_bound(
+    vace_env: MakeEnv, media: MediaFactory
+) -> None:
+    """Batches asking for 2 and 3 at once in one process: each keeps to its own, and
+    together they never pass the account's 4 (the limit every run on the server shares,
+    which no flow resizes)."""
+    from flows.batch import vace_batch
+    from tasks.runtime import apply_account_limits
+    from vaceflow.settings import Settings
+
+    env = vace_env(latency=6.0, concurrency=20, submit_qps=0)  # 5 submits fit in a task
+    account = Settings.load().account
+    assert account.in_flight == 4
+    apply_account_limits(account)  # as `vaceflow dev up` sets the server up
+    clip = media.video(width=320, height=240, fps=16, seconds=1.0, name="two-batches")
+    caps = {"two": 2, "three": 3}
+    outcomes: dict[str, list[Any]] = {}
+
+    def batch(tag: str) -> None:
+        bodies = [
+            {
+                "input": {
+                    "function": "video_outpainting",
+                    "prompt": f"{tag} {i}",
+                    "video_url": str(clip),
+                }
+            }
+            for i in range(6)
+        ]
+        outcomes[tag] = vace_batch([parse_job(b) for b in bodies], max_in_flight=caps[tag])
+
+    threads = [  # each in a copy of this context: the same Prefect API as the test
+        threading.Thread(target=contextvars.copy_context().run, args=(batch, tag)) for tag in caps
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+
+    assert [o.error for tag in caps for o in outcomes[tag] if not o.ok] == []
+    tasks = env.tasks()
+    assert len(tasks) == env.submissions() == 12
+    mine = {
+        tag: [t for t in tasks if t["body"]["input"]["prompt"].startswith(f"{tag} ")]
+        for tag in caps
+    }
+    assert _overlap(mine["two"], mine["three"]), "the batches did not run at the same time"
+    for tag, cap in caps.items():
+        assert _peak_in_flight(mine[tag]) <= cap
+    assert _peak_in_flight(tasks) <= account.in_flight
+
+
+def _overlap(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> bool:
+    """Whether some task of each was in flight at one moment."""
+    return any(
+        a["submit_time"] < b["end_time"] and b["submit_time"] < a["end_time"]
+        for a in first
+        for b in second
+    )
+
+
 def _peak_in_flight(tasks: list[dict[str, Any]]) -> int:
     """Most tasks submitted and not yet ended at one moment, from the emulator's times."""
     edges: list[tuple[str, int]] = []
@@ -171,7 +233,6 @@ def test_the_key_can_come_from_a_prefect_secret_block(
     from prefect.client.orchestration import get_client
 
     from flows.job import vace_job
-    from tasks.runtime import reset_services
     from tests.fixtures_emulator import TEST_KEY
 
     env = vace_env()
@@ -179,7 +240,6 @@ def test_the_key_can_come_from_a_prefect_secret_block(
     Secret(value=TEST_KEY).save(block)
     monkeypatch.delenv("DASHSCOPE_API_KEY")
     monkeypatch.setenv("VACEFLOW_API_KEY_BLOCK", block)
-    reset_services()
     clip = media.video(width=320, height=240, fps=16, seconds=1.0, name="keyed")
     job = parse_job(
         {"input": {"function": "video_outpainting", "prompt": "keyed", "video_url": str(clip)}}

@@ -16,9 +16,8 @@ catalog rows, so it resumes after a crash exactly as a flow does.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from vaceflow.catalog import Catalog, JobRecord, JobStatus
@@ -30,7 +29,6 @@ from vaceflow.errors import (
     WaitCancelled,
     WaitTimeout,
 )
-from vaceflow.limits import ACCOUNT
 from vaceflow.media.prepare import PreparedJob, prepare
 from vaceflow.media.spec import JobSpec
 from vaceflow.pipeline import (
@@ -84,7 +82,9 @@ class JobSteps(Protocol):
 
     def mark_resubmit(self, job_id: str, reason: str) -> JobRecord: ...
 
-    def in_flight_slot(self, limit: int) -> AbstractContextManager[None]: ...
+    def in_flight_slot(self) -> AbstractContextManager[None]:
+        """One slot of the jobs in flight this run may have (`vaceflow.inflight`)."""
+        ...
 
 
 def run_steps(
@@ -94,7 +94,6 @@ def run_steps(
     fresh: bool = False,
     timeout_minutes: float = 30.0,
     resubmit_on_algo_error: bool = False,
-    max_in_flight: int = ACCOUNT.in_flight,
     parent_id: str | None = None,
 ) -> JobRecord:
     """The job's pipeline; returns its catalog record (raises as the step that failed)."""
@@ -114,7 +113,7 @@ def run_steps(
     try:
         while True:
             try:
-                with steps.in_flight_slot(max_in_flight):
+                with steps.in_flight_slot():
                     if step is Next.SUBMIT:
                         staged = steps.stage(job, prepared)
                         job = steps.submit(job, staged)
@@ -174,8 +173,6 @@ class LocalSteps:
     def __init__(self, svc: Services, *, on_status: JobListener | None = None) -> None:
         self._svc = svc
         self._on_status = on_status
-        self._slots: dict[int, threading.BoundedSemaphore] = {}
-        self._lock = threading.Lock()
 
     @property
     def log(self) -> logging.Logger:
@@ -218,10 +215,5 @@ class LocalSteps:
     def mark_resubmit(self, job_id: str, reason: str) -> JobRecord:
         return self._svc.catalog.mark_resubmit(job_id, reason)
 
-    @contextmanager
-    def in_flight_slot(self, limit: int) -> Iterator[None]:
-        """One of this process's `limit` slots (no server: nothing is shared wider)."""
-        with self._lock:
-            slot = self._slots.setdefault(limit, threading.BoundedSemaphore(limit))
-        with slot:
-            yield
+    def in_flight_slot(self) -> AbstractContextManager[None]:
+        return self._svc.in_flight.slot()

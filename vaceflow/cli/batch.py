@@ -65,18 +65,19 @@ def outcome_lines(outcomes: list[Any], below: Callable[[Any], list[str]]) -> lis
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
-    from vaceflow.limits import ACCOUNT
 
     @app.command()
     def batch(
         file: Path = typer.Argument(..., exists=True, dir_okay=False, help="YAML or JSON jobs."),
-        max_in_flight: int = typer.Option(
-            ACCOUNT.in_flight,
+        max_in_flight: int | None = typer.Option(
+            None,
             "--max-in-flight",
             min=1,
             max=100,
-            help="Jobs submitted and not yet ended at once (the account runs 2 at a time; "
-            "the default keeps one queued behind each, so a freed slot never idles).",
+            help="Jobs submitted and not yet ended at once, within the account's bound "
+            "(VACEFLOW_ACCOUNT__IN_FLIGHT, 4: its 2 running slots with one queued behind "
+            "each, so a freed slot never idles) [default: the account's bound].",
+            show_default=False,
         ),
         dry_run: bool = typer.Option(False, "--dry-run", help="Prepare and estimate only."),
         budget: float | None = typer.Option(
@@ -96,7 +97,7 @@ def register(app: typer.Typer) -> None:
 
 def _batch(
     file: Path,
-    max_in_flight: int,
+    max_in_flight: int | None,
     dry_run: bool,
     budget: float | None,
     fresh: bool,
@@ -108,9 +109,9 @@ def _batch(
     from vaceflow.cli.run import _budget_error, _estimate
     from vaceflow.cli.running import EXIT, progress
     from vaceflow.errors import InputRefused, MediaError, VaceflowError
-    from vaceflow.limits import ACCOUNT
     from vaceflow.media.prepare import prepare
     from vaceflow.media.spec import JobSpec
+    from vaceflow.settings import Settings
 
     console = Console(soft_wrap=True)
     current: int | None = None
@@ -132,7 +133,8 @@ def _batch(
             said = _CLASS_NAME.sub("", str(exc)) if isinstance(exc, MediaError) else str(exc)
             echo(wrap(f"refused: {where}{said}{rule}", indent="  "), err=True)
         raise typer.Exit(EXIT["refused"]) from None
-    running = min(max_in_flight, ACCOUNT.concurrent_tasks)  # the rest only queue
+    account = Settings.load().account
+    running = min(max_in_flight or account.in_flight, account.concurrent_tasks)  # the rest queue
     estimate, over = _estimate(prepared, budget, concurrency=running)
     if over is not None:
         if json_out:
@@ -150,16 +152,16 @@ def _batch(
         return
 
     from flows.batch import vace_batch
+    from tasks.runtime import open_runtime
     from vaceflow.cli.problems import UserProblem, prefect_api_url, preflight
     from vaceflow.cli.running import calm_console, stop
-    from vaceflow.settings import Settings
 
     try:
         preflight(Settings.load(), prefect_url=prefect_api_url())
     except UserProblem as problem:
         stop(problem, json_out=json_out)
     calm_console()
-    with progress(console, enabled=not json_out):
+    with progress(console, enabled=not json_out) as listener, open_runtime(listener=listener):
         outcomes = vace_batch(
             jobs, max_in_flight=max_in_flight, fresh=fresh, timeout_minutes=timeout_minutes
         )

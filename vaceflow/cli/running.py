@@ -1,9 +1,10 @@
 """Running jobs from the command line, with a live progress line.
 
 `run` and `batch` come here after their checks. With a Prefect server named, the
-flows do the work and the process's progress listener feeds a rich status line
-(status, elapsed, polls); `run` with none runs the same steps without Prefect (no
-temporary server to start, nothing to see it in), feeding the same line.
+flows do the work in a runtime this process opens (`tasks.runtime.open_runtime`), whose
+listener feeds a rich status line (status, elapsed, polls); `run` with none runs the
+same steps without Prefect (no temporary server to start, nothing to see it in),
+feeding the same line.
 """
 
 from __future__ import annotations
@@ -125,13 +126,10 @@ class _WithoutTraceback(logging.Formatter):
 
 
 @contextmanager
-def progress(
-    console: Console, enabled: bool = True, *, through_prefect: bool = True
-) -> Iterator[JobListener | None]:
+def progress(console: Console, enabled: bool = True) -> Iterator[JobListener | None]:
     """A live line per job while it waits: status, time since the wait began, polls.
 
-    Yields the listener (None when not `enabled`); `through_prefect` also hands it to
-    the flows' wait tasks (`tasks.runtime`), for a run that goes through Prefect."""
+    Yields the listener to hand to the steps (None when not `enabled`)."""
     if not enabled:
         yield None
         return
@@ -153,16 +151,8 @@ def progress(
                 text = ", ".join(f"{n} {value}" for value, n in sorted(counts.items()))
             status.update(text)
 
-    if through_prefect:
-        from tasks.runtime import set_progress_listener
-
-        set_progress_listener(listener)
     with status:
-        try:
-            yield listener
-        finally:
-            if through_prefect:
-                set_progress_listener(None)
+        yield listener
 
 
 def run_one(
@@ -186,12 +176,14 @@ def run_one(
     )
     through_prefect = needs_prefect()
     try:
-        with progress(console, enabled=not json_out, through_prefect=through_prefect) as listener:
+        with progress(console, enabled=not json_out) as listener:
             if through_prefect:
                 from flows.job import vace_job
+                from tasks.runtime import open_runtime
 
                 calm_console()
-                record = vace_job(job, **options)
+                with open_runtime(listener=listener):
+                    record = vace_job(job, **options)
             else:
                 record = run_here(job, listener=listener, **options)
     except WaitTimeout as exc:
