@@ -29,7 +29,7 @@ from vaceflow.jobs import (
     Size,
     UnitFloat,
 )
-from vaceflow.media.spec import JobSpec
+from vaceflow.options import job_from_options
 
 __all__ = [
     "image_reference",
@@ -45,7 +45,7 @@ Media = Annotated[str, Field(min_length=1, description="A local path, http(s) UR
 def _run(function: Function, options: dict[str, Any]) -> JobRecord:
     run = {k: options.pop(k) for k in ("fresh", "timeout_minutes", "resubmit_on_algo_error")}
     with flow_runtime() as runtime:
-        return run_job(runtime, JobSpec.from_options(function, options), **run)
+        return run_job(runtime, job_from_options(function, options), **run)
 
 
 def _name(function: Function) -> str:

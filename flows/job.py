@@ -27,8 +27,7 @@ from tasks.wait import wait
 from vaceflow.catalog import JobRecord
 from vaceflow.jobs import Job
 from vaceflow.media.prepare import PreparedJob
-from vaceflow.media.spec import JobSpec
-from vaceflow.pipeline import Claim, Collected, StagedJob
+from vaceflow.pipeline import Claim, Collected, Staged
 from vaceflow.responses import TaskResponse
 from vaceflow.steps import run_steps
 
@@ -37,7 +36,7 @@ __all__ = ["run_job", "vace_job"]
 
 def run_job(
     runtime: Runtime,
-    spec: JobSpec,
+    job: Job,
     *,
     fresh: bool = False,
     timeout_minutes: float = 30.0,
@@ -45,11 +44,11 @@ def run_job(
     parent_id: str | None = None,
 ) -> JobRecord:
     """The pipeline (`vaceflow.steps.run_steps`), each step a task run on `runtime`'s
-    services. Called inside a flow; its inputs are read under the run's trust policy
-    (`tasks.trust`)."""
+    services, from the preparation its caller made when there is one. Called inside a
+    flow; its inputs are read under the run's trust policy (`tasks.trust`)."""
     return run_steps(
         _TaskSteps(runtime),
-        spec,
+        runtime.prepared_for(job) or job,
         fresh=fresh,
         timeout_minutes=timeout_minutes,
         resubmit_on_algo_error=resubmit_on_algo_error,
@@ -65,22 +64,22 @@ class _TaskSteps:
         self._runtime = runtime
         self._svc = runtime.services
 
-    def prepare(self, spec: JobSpec) -> PreparedJob:
-        return prepare_inputs(spec, run_policy(self._svc.settings))
+    def prepare(self, job: Job) -> PreparedJob:
+        return prepare_inputs(job, run_policy(self._svc.settings))
 
     def claim(self, prepared: PreparedJob, *, fresh: bool, parent_id: str | None) -> Claim:
         return claim(self._svc, prepared, fresh=fresh, parent_id=parent_id)
 
-    def stage(self, record: JobRecord, prepared: PreparedJob) -> StagedJob:
+    def stage(self, record: JobRecord, prepared: PreparedJob) -> Staged:
         return stage(self._svc, record, prepared)
 
-    def submit(self, record: JobRecord, staged: StagedJob) -> JobRecord:
-        return submit(self._svc, record, staged)
+    def submit(self, record: JobRecord, prepared: PreparedJob, staged: Staged) -> JobRecord:
+        return submit(self._svc, record, prepared, staged)
 
     def wait(self, record: JobRecord, timeout_seconds: float) -> TaskResponse:
         return wait(self._svc, record, timeout_seconds, self._runtime.listener)
 
-    def collect(self, record: JobRecord, task: TaskResponse, staged: StagedJob | None) -> Collected:
+    def collect(self, record: JobRecord, task: TaskResponse, staged: Staged | None) -> Collected:
         return collect(self._svc, record, task, staged)
 
     def record(self, collected: Collected) -> JobRecord:
@@ -147,7 +146,7 @@ def vace_job(
     with flow_runtime() as runtime:
         return run_job(
             runtime,
-            JobSpec.from_job(job),
+            job,
             fresh=fresh,
             timeout_minutes=timeout_minutes,
             resubmit_on_algo_error=resubmit_on_algo_error,

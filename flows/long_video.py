@@ -31,7 +31,7 @@ from vaceflow.jobs import Function, Prompt, Seed
 from vaceflow.limits import CLIPS_TOTAL_SECONDS
 from vaceflow.media.join import join_segments, overlap_frames, tail_clip
 from vaceflow.media.probe import probe
-from vaceflow.media.spec import JobSpec, build_job
+from vaceflow.options import job_from_options
 from vaceflow.services import Services
 from vaceflow.storage.outputs import publish_outputs
 from vaceflow.storage.staged import sha256_file
@@ -166,7 +166,7 @@ def long_video(
         for text in prompts:
             options = {"prompt": text, "seed": seed, "prompt_extend": prompt_extend}
             options |= {"watermark": watermark, **start}
-            job = build_job(JobSpec.from_options(Function.VIDEO_EXTENSION, options))
+            job = job_from_options(Function.VIDEO_EXTENSION, options)
             parent = records[-1].id if records else None
             with policy_scope(policy):
                 records.append(

@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from vaceflow.catalog import JobRecord
 from vaceflow.errors import ResultExpired
-from vaceflow.pipeline import Collected, StagedJob, collect_result
+from vaceflow.pipeline import Collected, Staged, collect_result
 from vaceflow.responses import TaskResponse
 from vaceflow.services import Services
 
@@ -36,6 +36,6 @@ def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
     cache_policy=NO_CACHE,
 )
 def collect(
-    svc: Services, record: JobRecord, task: TaskResponse, staged: StagedJob | None = None
+    svc: Services, record: JobRecord, task: TaskResponse, staged: Staged | None = None
 ) -> Collected:
-    return collect_result(svc, record, task, staged=staged.staged if staged else None)
+    return collect_result(svc, record, task, staged=staged)

@@ -8,8 +8,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from vaceflow.errors import InputRefused, JobInvalid, MediaError
+from vaceflow.jobs import Job
 from vaceflow.media.prepare import PreparedJob, prepare
-from vaceflow.media.spec import JobSpec
 from vaceflow.trust import TrustPolicy
 
 __all__ = ["prepare_inputs"]
@@ -30,13 +30,13 @@ def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
 
 @task(
     name="prepare",
-    task_run_name="prepare {spec.function}",
+    task_run_name="prepare {job.function}",
     retries=2,
     retry_delay_seconds=[5, 30],
     retry_condition_fn=_worth_retrying,
     cache_policy=NO_CACHE,
 )
-def prepare_inputs(spec: JobSpec, policy: TrustPolicy) -> PreparedJob:
+def prepare_inputs(job: Job, policy: TrustPolicy) -> PreparedJob:
     """Conformed files are cached by content in the data folder, so a retry is cheap.
     `policy`: what this run may read (`tasks.trust.run_policy`)."""
-    return prepare(spec, policy=policy)
+    return prepare(job, policy=policy)

@@ -8,7 +8,7 @@ from prefect.cache_policies import NO_CACHE
 
 from vaceflow.catalog import JobRecord
 from vaceflow.media.prepare import PreparedJob
-from vaceflow.pipeline import StagedJob, stage_inputs
+from vaceflow.pipeline import Staged, stage_inputs
 from vaceflow.services import Services
 
 __all__ = ["stage"]
@@ -21,5 +21,5 @@ __all__ = ["stage"]
     retry_delay_seconds=[2, 10],
     cache_policy=NO_CACHE,
 )
-def stage(svc: Services, record: JobRecord, prepared: PreparedJob) -> StagedJob:
+def stage(svc: Services, record: JobRecord, prepared: PreparedJob) -> Staged:
     return stage_inputs(svc, record, prepared)

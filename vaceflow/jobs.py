@@ -7,10 +7,16 @@ never costs a submission. Unknown fields are refused (a typo is an error, not a 
 
 Serialise with `job.to_body()`: it keeps exactly the fields that were set, so a body
 copied from the reference parses and serialises back to the same JSON.
+
+A job's inputs are references until it is sent: a local path, an http(s) URL or an
+s3:// URI as a user gives them, the conformed files' file:// URIs once prepared
+(`vaceflow.media.prepare`), and the URLs the service fetches only in the request that
+submits it (`vaceflow.pipeline.submit_job`); `with_media` is how each takes the last's place.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
 
@@ -204,6 +210,14 @@ class _Job(_Strict):
 
     def with_model(self, model: str) -> Self:
         return self.model_copy(update={"model": self._known_model(model)})
+
+    def with_media(self, refs: Mapping[Role, Sequence[str]]) -> Self:
+        """This job with the inputs of each role in `refs` put in their place: the
+        references a user gave become conformed files, then the URLs sent."""
+        body = self.model_dump(mode="json", exclude_unset=True)
+        for role, found in refs.items():
+            body["input"][role.api_field] = list(found) if role is Role.REF_IMAGE else found[0]
+        return self.model_validate(body)
 
 
 # --- image_reference ---------------------------------------------------------------

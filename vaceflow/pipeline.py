@@ -7,7 +7,8 @@ step, so any step can be re-run after a crash and pick up where the row says:
     claim_job      the row, and what to do next (done / submit / resume / collect);
                    a submit left unanswered is settled first (`settle_submit`)
     stage_inputs   conformed files -> URLs the service can fetch (content-addressed)
-    submit_job     THE money path: the only call of `Client.submit` in vaceflow
+    submit_job     THE money path: the only call of `Client.submit` in vaceflow; the
+                   job's inputs become those URLs here and nowhere else
     await_result   follow the task to its end through the shared watcher
     collect_result download, verify, thumbnail, publish, record
 """
@@ -36,7 +37,7 @@ from vaceflow.errors import (
 )
 from vaceflow.failpoints import failpoint
 from vaceflow.identity import job_identity
-from vaceflow.jobs import Job, parse_job
+from vaceflow.jobs import Job
 from vaceflow.limits import Role
 from vaceflow.media.prepare import PreparedJob
 from vaceflow.reconcile import Reconciliation, Verdict, reconcile
@@ -55,7 +56,7 @@ __all__ = [
     "Collected",
     "JobUncertain",
     "Next",
-    "StagedJob",
+    "Staged",
     "await_result",
     "cancel_if_pending",
     "claim_job",
@@ -115,16 +116,8 @@ class Claim:
     next: Next
 
 
-@dataclass(frozen=True)
-class StagedJob:
-    """The job as the service will see it: every input a fetchable URL."""
-
-    job: Job
-    staged: list[StagedInput]
-
-    @property
-    def oss_resolve(self) -> bool:
-        return needs_oss_resolve(self.staged)
+Staged = dict[Role, list[StagedInput]]
+"""Every conformed input where the service can fetch it, by role, in request order."""
 
 
 def input_hashes(prepared: PreparedJob) -> dict[Role, list[str]]:
@@ -260,16 +253,11 @@ def _follow(svc: Services, job_id: str) -> JobRecord:
         time.sleep(POLL_SECONDS)
 
 
-def stage_inputs(svc: Services, record: JobRecord, prepared: PreparedJob) -> StagedJob:
+def stage_inputs(svc: Services, record: JobRecord, prepared: PreparedJob) -> Staged:
     """Put every conformed input where the service can fetch it; refuse URLs it cannot."""
-    staged_by_role: dict[Role, list[StagedInput]] = {}
-    for role, paths in prepared.files.items():
-        staged_by_role[role] = [svc.stager.stage(Path(p)) for p in paths]
-    body = prepared.job.to_body()
-    for role, staged in staged_by_role.items():
-        urls = [s.url for s in staged]
-        body["input"][role.api_field] = urls if role is Role.REF_IMAGE else urls[0]
-    job = parse_job(body)
+    staged_by_role: Staged = {
+        role: [svc.stager.stage(path) for path in paths] for role, paths in prepared.files.items()
+    }
     every = [s for group in staged_by_role.values() for s in group]
     check_fetchable(svc.client.endpoint, [s.url for s in every])
     expiries = [s.expires_at for s in every if s.expires_at is not None]
@@ -290,7 +278,7 @@ def stage_inputs(svc: Services, record: JobRecord, prepared: PreparedJob) -> Sta
         log.info("job %s: another run submitted it; following that run", record.id)
     for s in every:
         log.info("staged %s (%s bytes) at %s", s.key, s.size, s.redacted)
-    return StagedJob(job=job, staged=every)
+    return staged_by_role
 
 
 def _owner() -> str:
@@ -301,8 +289,11 @@ class _RowLost(Exception):
     """The row was taken over before our request left: nothing was sent."""
 
 
-def submit_job(svc: Services, record: JobRecord, staged: StagedJob) -> JobRecord:
-    """Submit the job once; the one place vaceflow calls `Client.submit`.
+def submit_job(
+    svc: Services, record: JobRecord, prepared: PreparedJob, staged: Staged
+) -> JobRecord:
+    """Submit the job once, its inputs the `staged` URLs; the one place vaceflow calls
+    `Client.submit`.
 
     The ledger's protocol (`vaceflow.catalog.ledger`): take the row (a run that sent
     nothing is taken over at once), let the client take a submit slot of the rate
@@ -319,11 +310,13 @@ def submit_job(svc: Services, record: JobRecord, staged: StagedJob) -> JobRecord
     """
     catalog = svc.catalog
     owner = _owner()
+    job = prepared.job.with_media({role: [s.url for s in got] for role, got in staged.items()})
+    oss_resolve = needs_oss_resolve([s for got in staged.values() for s in got])
     failpoint("submit.before_lease")
     take_over, unaccepted = True, 0
     while True:
         if catalog.begin_submit(record.id, owner, SUBMIT_LEASE_SECONDS, take_over=take_over):
-            done = _send(svc, record.id, owner, staged)
+            done = _send(svc, record.id, owner, job, oss_resolve)
             if done.task_id is None and done.status is JobStatus.NEW:  # settled: not accepted
                 unaccepted += 1
                 if unaccepted > 1:
@@ -339,7 +332,7 @@ def submit_job(svc: Services, record: JobRecord, staged: StagedJob) -> JobRecord
         take_over = False
 
 
-def _send(svc: Services, job_id: str, owner: str, staged: StagedJob) -> JobRecord:
+def _send(svc: Services, job_id: str, owner: str, job: Job, oss_resolve: bool) -> JobRecord:
     """One submit from a held row: the task's row, or the row as it stands when the
     request created nothing (lost to another run, or refused before any answer)."""
     catalog = svc.catalog
@@ -363,7 +356,7 @@ def _send(svc: Services, job_id: str, owner: str, staged: StagedJob) -> JobRecor
         with on_wire:
             try:
                 answer = svc.client.submit(
-                    staged.job, oss_resolve=staged.oss_resolve or None, before_send=before_send
+                    job, oss_resolve=oss_resolve or None, before_send=before_send
                 )
             except DashScopeTransportError as exc:
                 if not exc.sent:
@@ -478,7 +471,7 @@ def collect_result(
     record: JobRecord,
     task: TaskResponse,
     *,
-    staged: list[StagedInput] | None = None,
+    staged: Staged | None = None,
 ) -> Collected:
     """Download and verify the video, draw its contact sheet, publish and record them."""
     url = task.output.video_url
@@ -507,7 +500,8 @@ def collect_result(
     done = svc.catalog.record_output(record.id, output)
     if staged and not svc.settings.keep_inputs:
         in_use = svc.catalog.inputs_in_use(exclude=record.id)
-        discard_inputs(svc.stager, [s for s in staged if s.sha256 not in in_use], keep=False)
+        sent = [s for got in staged.values() for s in got if s.sha256 not in in_use]
+        discard_inputs(svc.stager, sent, keep=False)
     log.info("job %s collected: %s (sha256 %s)", record.id, video.path, video.sha256[:12])
     return Collected(
         record=done, video=video.path, thumbnail=thumbnail, link=link, thumbnail_link=thumbnail_link

@@ -110,7 +110,6 @@ def _batch(
     from vaceflow.cli.running import EXIT, progress
     from vaceflow.errors import InputRefused, MediaError, VaceflowError
     from vaceflow.media.prepare import prepare
-    from vaceflow.media.spec import JobSpec
     from vaceflow.settings import Settings
 
     console = Console(soft_wrap=True)
@@ -119,7 +118,7 @@ def _batch(
         jobs = load_jobs(file)
         prepared = []
         for current, job in enumerate(jobs):  # noqa: B007 (read in the except clause)
-            prepared.append(prepare(JobSpec.from_job(job)))
+            prepared.append(prepare(job))
     except VaceflowError as exc:
         where = f"job {current}: " if current is not None else ""
         rule = f" (rule: {exc.rule})" if isinstance(exc, InputRefused) else ""
@@ -161,7 +160,10 @@ def _batch(
     except UserProblem as problem:
         stop(problem, json_out=json_out)
     calm_console()
-    with progress(console, enabled=not json_out) as listener, open_runtime(listener=listener):
+    with (
+        progress(console, enabled=not json_out) as listener,
+        open_runtime(listener=listener, prepared=list(zip(jobs, prepared, strict=True))),
+    ):
         outcomes = vace_batch(
             jobs, max_in_flight=max_in_flight, fresh=fresh, timeout_minutes=timeout_minutes
         )

@@ -1,7 +1,7 @@
 """`vaceflow run <function>`: prepare a job; `--dry-run` shows the plan without spending.
 
 One sub-command per function. Its options are read from the function's job model
-(`vaceflow.media.spec`): inputs are the API's `*_url` fields without `_url`
+(`vaceflow.options`): inputs are the API's `*_url` fields without `_url`
 (`--video`, `--mask-image`, `--ref-image` ...), parameters keep the API's names
 (`--control-condition`, `--top-scale`, `--prompt-extend/--no-prompt-extend` ...),
 enums are choices and help texts are the models' descriptions.
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from vaceflow.catalog import Catalog
     from vaceflow.errors import BudgetExceeded, VaceflowError
     from vaceflow.estimate import Estimate
+    from vaceflow.jobs import Job
     from vaceflow.media.prepare import PreparedJob
     from vaceflow.settings import Settings
 
@@ -74,7 +75,7 @@ def register(app: typer.Typer) -> None:
 
 def _command(function: Function) -> Any:
     """A typer command whose options are `function`'s job fields."""
-    from vaceflow.media.spec import input_fields, input_roles, parameter_fields
+    from vaceflow.options import input_fields, input_roles, parameter_fields
 
     params: list[inspect.Parameter] = [
         _param("prompt", str, typer.Option("--prompt", help="What the video should show."), ...)
@@ -176,7 +177,7 @@ def _flag(name: str) -> str:
 def _one_of(function: Function) -> list[str]:
     """The input flags of which `function` needs at least one (the job model says which)."""
     from vaceflow.limits import Role
-    from vaceflow.media.spec import input_model
+    from vaceflow.options import input_model
 
     fields: tuple[str, ...] = getattr(input_model(function), "one_of", ())
     return [f"--{_flag(r.value)}" for r in Role if r.api_field in fields]
@@ -283,18 +284,18 @@ def _run(function: Function, options: dict[str, Any]) -> None:
     # The reports are printed below; keep the same lines from reaching stderr twice.
     logging.getLogger("vaceflow.media").addHandler(logging.NullHandler())
     from vaceflow.media.prepare import prepare
-    from vaceflow.media.spec import JobSpec
+    from vaceflow.options import job_from_options
 
     try:
-        spec = JobSpec.from_options(function, {k: _plain(v) for k, v in options.items()})
-        prepared = prepare(spec)
+        job = job_from_options(function, {k: _plain(v) for k, v in options.items()})
+        prepared = prepare(job)
     except VaceflowError as exc:
         _refuse(exc, function, options, json_out=json_out)
 
     body = prepared.job.to_body()
     estimate, over = _estimate(prepared, budget)
     if not dry_run:
-        _submit(console, spec, prepared, estimate, over, json_out=json_out, **run_options)
+        _submit(console, job, prepared, estimate, over, json_out=json_out, **run_options)
         return
     if json_out:
         out = {
@@ -324,7 +325,7 @@ def _run(function: Function, options: dict[str, Any]) -> None:
 
 def _submit(
     console: Any,
-    spec: Any,
+    job: Job,
     prepared: PreparedJob,
     estimate: Estimate,
     over: BudgetExceeded | None,
@@ -334,10 +335,9 @@ def _submit(
     timeout_minutes: float,
     resubmit_on_algo_error: bool,
 ) -> None:
-    """The real run: the plan and estimate first, then the job through the flow."""
+    """The real run: the plan and estimate first, then the same preparation run."""
     from vaceflow.cli.problems import UserProblem, prefect_api_url, preflight
     from vaceflow.cli.running import EXIT, run_one, stop
-    from vaceflow.media.spec import build_job
     from vaceflow.settings import Settings
 
     try:
@@ -355,7 +355,8 @@ def _submit(
         _print_plan(console, prepared)
         console.print(f"[bold]estimate:[/] {estimate.summary}", highlight=False)
     run_one(
-        build_job(spec),
+        job,
+        prepared,
         fresh=fresh,
         timeout_minutes=timeout_minutes,
         resubmit_on_algo_error=resubmit_on_algo_error,
@@ -409,7 +410,7 @@ def _in_cli_terms(
     """(`--flag FILE` of the input at fault or "", what is wrong), in flags' words."""
     from vaceflow.errors import MediaError
     from vaceflow.media.sources import display_ref
-    from vaceflow.media.spec import input_roles
+    from vaceflow.options import input_roles
 
     roles = {role.value for role in input_roles(function)}
     name = getattr(exc, "input_name", None) or ""
@@ -434,7 +435,7 @@ def _in_cli_terms(
 def _flag_words(text: str, function: Function) -> str:
     """The API's field names in `text` (input.ref_images_url, parameters.obj_or_bg,
     mask_frame_id) written as this command's flags."""
-    from vaceflow.media.spec import input_fields, input_roles, parameter_fields
+    from vaceflow.options import input_fields, input_roles, parameter_fields
 
     names: dict[str, str] = {}
     for role in input_roles(function):

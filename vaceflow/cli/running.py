@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from vaceflow.catalog import JobRecord
     from vaceflow.cli.problems import UserProblem
     from vaceflow.jobs import Job
+    from vaceflow.media.prepare import PreparedJob
     from vaceflow.responses import TaskStatus
     from vaceflow.steps import JobListener
 
@@ -157,6 +158,7 @@ def progress(console: Console, enabled: bool = True) -> Iterator[JobListener | N
 
 def run_one(
     job: Job,
+    prepared: PreparedJob,
     *,
     fresh: bool,
     timeout_minutes: float,
@@ -164,8 +166,8 @@ def run_one(
     json_out: bool,
     console: Console,
 ) -> None:
-    """Run `job` (through the `vace_job` flow when a Prefect server is named, else the
-    same steps without Prefect); print the record; exit with its code."""
+    """Run `job` from its preparation (through the `vace_job` flow when a Prefect server
+    is named, else the same steps without Prefect); print the record; exit with its code."""
     from vaceflow.cli.problems import diagnose
     from vaceflow.errors import VaceflowError, WaitTimeout
     from vaceflow.pipeline import JobUncertain
@@ -182,10 +184,10 @@ def run_one(
                 from tasks.runtime import open_runtime
 
                 calm_console()
-                with open_runtime(listener=listener):
+                with open_runtime(listener=listener, prepared=[(job, prepared)]):
                     record = vace_job(job, **options)
             else:
-                record = run_here(job, listener=listener, **options)
+                record = run_here(prepared, listener=listener, **options)
     except WaitTimeout as exc:
         _fail(console, json_out, "timeout", exc)
     except JobUncertain as exc:
@@ -216,7 +218,7 @@ def needs_prefect() -> bool:
 
 
 def run_here(
-    job: Job,
+    job: Job | PreparedJob,
     *,
     listener: JobListener | None,
     fresh: bool,
@@ -225,14 +227,13 @@ def run_here(
 ) -> JobRecord:
     """The job's steps (`vaceflow.steps`) in this process, without Prefect: the same
     catalog rows as the flow, so a later run (either way) resumes it."""
-    from vaceflow.media.spec import JobSpec
     from vaceflow.services import Services
     from vaceflow.steps import LocalSteps, run_steps
 
     with Services.from_settings() as svc:
         return run_steps(
             LocalSteps(svc, on_status=listener),
-            JobSpec.from_job(job),
+            job,
             fresh=fresh,
             timeout_minutes=timeout_minutes,
             resubmit_on_algo_error=resubmit_on_algo_error,
