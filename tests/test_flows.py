@@ -116,7 +116,7 @@ def test_refused_input_never_reaches_the_service(vace_env: MakeEnv, media: Media
     env = vace_env()
     narrow = media.image(width=300, height=3000, name="narrow")
     with pytest.raises(InputRefused):
-        image_reference(prompt="too narrow to fit", ref_images=[str(narrow)])
+        image_reference(prompt="too narrow to fit", ref_image=[str(narrow)])
     with pytest.raises(Exception, match="no video"):
         video_outpainting(prompt="audio only", video=str(media.audio_only()))
     assert env.submissions() == 0
