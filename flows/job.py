@@ -27,6 +27,7 @@ from tasks.wait import wait
 from vaceflow.catalog import JobRecord
 from vaceflow.jobs import Job
 from vaceflow.media.prepare import PreparedJob
+from vaceflow.options import WAIT_TIMEOUT_MINUTES
 from vaceflow.pipeline import Claim, Collected, Staged
 from vaceflow.responses import TaskResponse
 from vaceflow.steps import run_steps
@@ -38,8 +39,8 @@ def run_job(
     runtime: Runtime,
     job: Job,
     *,
+    timeout_minutes: float,
     fresh: bool = False,
-    timeout_minutes: float = 30.0,
     resubmit_on_algo_error: bool = False,
     parent_id: str | None = None,
 ) -> JobRecord:
@@ -129,7 +130,7 @@ def cancel_pending_task(flow: Flow[Any, Any], flow_run: FlowRun, state: State[An
 def vace_job(
     job: Job,
     fresh: bool = False,
-    timeout_minutes: float = 30.0,
+    timeout_minutes: float = WAIT_TIMEOUT_MINUTES,
     resubmit_on_algo_error: bool = False,
     parent_id: str | None = None,
 ) -> JobRecord:

@@ -31,7 +31,7 @@ from vaceflow.jobs import Function, Prompt, Seed
 from vaceflow.limits import CLIPS_TOTAL_SECONDS
 from vaceflow.media.join import join_segments, overlap_frames, tail_clip
 from vaceflow.media.probe import probe
-from vaceflow.options import job_from_options
+from vaceflow.options import WAIT_TIMEOUT_MINUTES, job_from_options
 from vaceflow.services import Services
 from vaceflow.storage.outputs import publish_outputs
 from vaceflow.storage.staged import sha256_file
@@ -137,7 +137,7 @@ def long_video(
     prompt_extend: bool | None = None,
     watermark: bool | None = None,
     fresh: bool = False,
-    timeout_minutes: float = 30.0,
+    timeout_minutes: float = WAIT_TIMEOUT_MINUTES,
 ) -> JobRecord:
     """Run the segments one after another, join them, return the joined video's record.
 

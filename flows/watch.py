@@ -35,6 +35,7 @@ from tasks.trust import policy_scope, run_policy
 from vaceflow.errors import VaceflowError
 from vaceflow.intake import FileResult, Intake, JobResult, Refusal, open_intake, safe_error
 from vaceflow.jobfile import parse_job_file
+from vaceflow.options import WAIT_TIMEOUT_MINUTES
 from vaceflow.settings import Settings
 from vaceflow.trust import TrustPolicy
 
@@ -124,7 +125,7 @@ def default_inbox(settings: Settings) -> Path:
 def watch(
     source: str | None = None,
     max_files: Annotated[int, Field(ge=1)] = 50,
-    timeout_minutes: float = 30.0,
+    timeout_minutes: float = WAIT_TIMEOUT_MINUTES,
     max_in_flight: Annotated[int | None, Field(ge=1, le=100)] = None,
     reclaim_after_minutes: Annotated[float | None, Field(gt=0)] = None,
 ) -> list[FileResult]:

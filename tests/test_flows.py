@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import json
 import threading
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -251,6 +252,47 @@ def test_the_key_can_come_from_a_prefect_secret_block(
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(state.state_details.flow_run_id)
     assert TEST_KEY not in json.dumps(run.parameters, default=str)
+
+
+def test_a_batch_job_whose_run_prefect_broke_off_runs_again_and_no_other(
+    vace_env: MakeEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One layer runs a batch's job again: its task's retries, when Prefect's own API
+    broke the run off (the catalog makes that safe). A job that failed by itself runs
+    once. (The jobs' runs are stand-ins here: what is counted is how often each ran.)"""
+    import httpx
+    from prefect.settings import get_current_settings
+
+    import flows.batch as batch
+    from vaceflow.errors import VaceflowError
+
+    vace_env()
+    api = str(get_current_settings().api.url)
+    runs: Counter[str] = Counter()
+
+    def vace_job(job: Any, fresh: bool, timeout_minutes: float) -> Any:
+        runs[job.input.prompt] += 1
+        if job.input.prompt == "broken off":
+            request = httpx.Request("POST", f"{api}/flow_runs/")
+            busy = httpx.HTTPStatusError(
+                "busy", request=request, response=httpx.Response(503, request=request)
+            )
+            raise RuntimeError("the run broke off") from busy
+        raise VaceflowError("the job failed by itself")
+
+    monkeypatch.setattr(batch, "vace_job", vace_job)
+    monkeypatch.setattr(batch, "_run_one", batch._run_one.with_options(retry_delay_seconds=0))
+    bodies = [
+        {"input": {"function": "video_outpainting", "prompt": p, "video_url": "v.mp4"}}
+        for p in ("broken off", "failed")
+    ]
+    outcomes = batch.vace_batch([parse_job(b) for b in bodies])
+
+    assert runs == {"broken off": 1 + len(batch.ORCHESTRATION_RETRIES), "failed": 1}
+    assert [(o.ok, o.error) for o in outcomes] == [
+        (False, "the run broke off"),
+        (False, "the job failed by itself"),
+    ]
 
 
 def test_a_batch_runs_a_job_again_only_when_prefects_own_api_failed() -> None:

@@ -26,11 +26,11 @@ from pydantic_core import PydanticUndefined
 from vaceflow.errors import JobInvalid, describe_validation_error
 from vaceflow.jobs import JOB_TYPES, Function, Job, Url, parse_job
 from vaceflow.limits import Role
-from vaceflow.settings import WAIT_TIMEOUT_MINUTES
 
 __all__ = [
     "REQUIRED",
     "RUN_OPTIONS",
+    "WAIT_TIMEOUT_MINUTES",
     "Option",
     "bare",
     "function_options",
@@ -72,6 +72,10 @@ class Option:
         """Whether it takes several values (a list)."""
         return typing.get_origin(bare(self.kind)) is list
 
+
+WAIT_TIMEOUT_MINUTES = 30.0
+"""How long a run waits for its task unless told (every flow, the CLI, and the lifetime of
+the input URLs: `Settings.wait_timeout`)."""
 
 RUN_OPTIONS: tuple[Option, ...] = (
     Option("fresh", bool, False, "Pay for a new video even when the catalog has one.", run=True),

@@ -32,21 +32,11 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from vaceflow.limits import ACCOUNT, AccountLimits
+from vaceflow.options import WAIT_TIMEOUT_MINUTES
 from vaceflow.regions import Region, parse_region
 from vaceflow.trust import MAX_JOB_FILE_BODIES, MAX_JOB_FILE_BYTES
 
-__all__ = [
-    "DEFAULT_PRICES",
-    "WAIT_TIMEOUT_MINUTES",
-    "Price",
-    "Pricing",
-    "Settings",
-    "data_dir",
-    "env_file",
-]
-
-WAIT_TIMEOUT_MINUTES = 30.0
-"""How long a run waits for its task by default (every flow, the CLI, the URL lifetime)."""
+__all__ = ["DEFAULT_PRICES", "Price", "Pricing", "Settings", "data_dir", "env_file"]
 
 
 def data_dir() -> Path:

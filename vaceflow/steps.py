@@ -94,8 +94,8 @@ def run_steps(
     steps: JobSteps,
     job: Job | PreparedJob,
     *,
+    timeout_minutes: float,
     fresh: bool = False,
-    timeout_minutes: float = 30.0,
     resubmit_on_algo_error: bool = False,
     parent_id: str | None = None,
 ) -> JobRecord:

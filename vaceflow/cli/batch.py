@@ -15,6 +15,8 @@ from typing import Any
 
 import typer
 
+from vaceflow.options import WAIT_TIMEOUT_MINUTES
+
 __all__ = ["load_jobs", "outcome_lines", "register"]
 
 
@@ -84,7 +86,12 @@ def register(app: typer.Typer) -> None:
             None, "--budget", min=0, metavar="AMOUNT", help="Refuse (exit 3) above this cost."
         ),
         fresh: bool = typer.Option(False, "--fresh", help="Pay again for cataloged jobs."),
-        timeout_minutes: float = typer.Option(30.0, "--timeout-minutes", min=0.1),
+        timeout_minutes: float = typer.Option(
+            WAIT_TIMEOUT_MINUTES,
+            "--timeout-minutes",
+            min=0.1,
+            help="Per job: stop waiting after this long; the task is kept for a re-run.",
+        ),
         json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
     ) -> None:
         """Run every job in a YAML or JSON file.
