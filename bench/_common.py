@@ -140,7 +140,6 @@ def warm_up_flow(clip: Path, s3: SeaweedFS, folder: Path, *, key: str, interval:
     """One untimed `vace_job` run first (its seconds returned): a process's first run
     pays Prefect's imports and client set-up, which a long-lived worker pays once."""
     from flows.job import vace_job
-    from tasks.runtime import reset_services
     from vaceflow.jobs import parse_job
 
     config = EmulatorConfig(api_key=key, latency=0.5, concurrency=2, seed=1)
@@ -149,8 +148,6 @@ def warm_up_flow(clip: Path, s3: SeaweedFS, folder: Path, *, key: str, interval:
             emulator=server, key=key, s3=s3, data=folder / "warm-up", status_interval=interval
         )
         os.environ.update(env)
-        reset_services()
         start = time.monotonic()
         vace_job(parse_job(repaint_body("bench warm-up", str(clip))))
-        reset_services()
         return time.monotonic() - start

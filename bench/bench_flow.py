@@ -97,12 +97,14 @@ def run_sdk(prompt: str, url: str, out: Path, result: dict[str, Any]) -> None:
     result["task_id"] = done.output.task_id
 
 
-def run_flow(prompt: str, clip: Path, result: dict[str, Any]) -> None:
+def run_flow(prompt: str, clip: Path, result: dict[str, Any], noticed: Noticed) -> None:
     from flows.job import vace_job
+    from tasks.runtime import open_runtime
     from vaceflow.jobs import parse_job
 
     start = time.monotonic()
-    state = vace_job(parse_job(repaint_body(prompt, str(clip))), return_state=True)
+    with open_runtime(listener=noticed):  # the run's services, and who hears its looks
+        state = vace_job(parse_job(repaint_body(prompt, str(clip))), return_state=True)
     result["wall"] = time.monotonic() - start
     record = state.result()
     result["steps"] = step_times(state.state_details.flow_run_id, result["wall"])
@@ -138,7 +140,7 @@ def run_pair(
     sides: dict[str, dict[str, Any]] = {"sdk": {}, "vaceflow": {}}
     threads = [
         threading.Thread(target=run_sdk, args=(prompt, url, folder / f"sdk-{n}.mp4", sides["sdk"])),
-        threading.Thread(target=run_flow, args=(prompt, clip, sides["vaceflow"])),
+        threading.Thread(target=run_flow, args=(prompt, clip, sides["vaceflow"], noticed)),
     ]
     for th in threads:
         th.start()
@@ -154,8 +156,6 @@ def run_pair(
 def one_latency(
     latency: float, jobs: int, clip: Path, s3: SeaweedFS, folder: Path, interval: float
 ) -> list[dict[str, Any]]:
-    from tasks.runtime import reset_services, set_progress_listener
-
     config = EmulatorConfig(api_key=KEY, latency=latency, concurrency=2, seed=1)
     rows: list[dict[str, Any]] = []
     with EmulatorServer(config) as server:
@@ -163,43 +163,37 @@ def one_latency(
         os.environ.update(
             vaceflow_env(emulator=server, key=KEY, s3=s3, data=data, status_interval=interval)
         )
-        reset_services()
         dashscope.base_http_api_url = server.base_url
         noticed = Noticed()
-        set_progress_listener(noticed)
-        try:
-            for n in range(jobs):
-                key, url = stage_clip(clip)
-                lists_before = emulator_tasks(server)["_counters"].get("lists", 0)
-                sides = run_pair(n, latency, clip, url, folder, noticed)
-                state = emulator_tasks(server)
-                lists = state["_counters"].get("lists", 0) - lists_before
-                for side, got in sides.items():
-                    task = state[got["task_id"]]
-                    rows.append(
-                        {
-                            "latency": latency,
-                            "pair": n,
-                            "side": side,
-                            "task_id": got["task_id"],
-                            "input_key": key,
-                            "input_url": "presigned" if side == "sdk" else "local path",
-                            "wall_s": got["wall"],
-                            "task_s": task["end_time"] - task["submit_time"],
-                            "queries": task["queries"],
-                            "lists": lists if side == "vaceflow" else 0,
-                            "lag_s": (got["noticed"] or float("nan")) - task["end_time"],
-                            "steps": got.get("steps", {}),
-                        }
-                    )
-                print(
-                    f"  {latency:g}s pair {n}: sdk {sides['sdk']['wall']:.1f}s, "
-                    f"vaceflow {sides['vaceflow']['wall']:.1f}s",
-                    flush=True,
+        for n in range(jobs):
+            key, url = stage_clip(clip)
+            lists_before = emulator_tasks(server)["_counters"].get("lists", 0)
+            sides = run_pair(n, latency, clip, url, folder, noticed)
+            state = emulator_tasks(server)
+            lists = state["_counters"].get("lists", 0) - lists_before
+            for side, got in sides.items():
+                task = state[got["task_id"]]
+                rows.append(
+                    {
+                        "latency": latency,
+                        "pair": n,
+                        "side": side,
+                        "task_id": got["task_id"],
+                        "input_key": key,
+                        "input_url": "presigned" if side == "sdk" else "local path",
+                        "wall_s": got["wall"],
+                        "task_s": task["end_time"] - task["submit_time"],
+                        "queries": task["queries"],
+                        "lists": lists if side == "vaceflow" else 0,
+                        "lag_s": (got["noticed"] or float("nan")) - task["end_time"],
+                        "steps": got.get("steps", {}),
+                    }
                 )
-        finally:
-            set_progress_listener(None)
-            reset_services()
+            print(
+                f"  {latency:g}s pair {n}: sdk {sides['sdk']['wall']:.1f}s, "
+                f"vaceflow {sides['vaceflow']['wall']:.1f}s",
+                flush=True,
+            )
     return rows
 
 

@@ -45,6 +45,7 @@ from dashscope import VideoSynthesis
 
 from vaceflow.client import Client
 from vaceflow.emulator import EmulatorConfig, EmulatorServer
+from vaceflow.limits import AccountLimits
 from vaceflow.ratebudget import LocalRateBudget
 from vaceflow.responses import TaskListResponse, TaskResponse, TaskStatus
 from vaceflow.waiting import PollSchedule, TaskWatcher
@@ -78,7 +79,8 @@ def job(url: str, n: int) -> dict[str, Any]:
 
 
 class Counting:
-    """The client, with the moment of every status query and list call recorded."""
+    """The client, with the moment of every status query and list call recorded (once it
+    is answered: the client's rate budget may hold a call back before it leaves)."""
 
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -87,17 +89,19 @@ class Counting:
         self._lock = threading.Lock()
 
     def get(self, task_id: str) -> TaskResponse:
+        answer = self._client.get(task_id)
         with self._lock:
             self.gets.append(time.monotonic())
-        return self._client.get(task_id)
+        return answer
 
     def cancel(self, task_id: str) -> None:
         self._client.cancel(task_id)
 
     def list(self, **query: Any) -> TaskListResponse:
+        answer = self._client.list(**query)
         with self._lock:
             self.lists.append(time.monotonic())
-        return self._client.list(**query)
+        return answer
 
 
 def peak_rate(stamps: list[float]) -> int:
@@ -107,6 +111,11 @@ def peak_rate(stamps: list[float]) -> int:
 
 
 # --- part 1: one task, four waiters -----------------------------------------------------------
+
+
+def budget() -> LocalRateBudget:
+    """The account's query and list rates; submits as fast as this emulator takes them."""
+    return LocalRateBudget(AccountLimits(submit_per_second=1000))
 
 
 def follow(
@@ -123,7 +132,7 @@ def follow(
         def count(status: TaskStatus, elapsed: float, n: int) -> None:
             looks[name] = n
 
-        with TaskWatcher(client, budget=LocalRateBudget(), schedule=schedule) as watcher:
+        with TaskWatcher(client, schedule=schedule) as watcher:
             done = watcher.wait(task_id, expected=latency if informed else None, on_poll=count)
         assert done.status is TaskStatus.SUCCEEDED, done
         seen[name] = time.time()
@@ -145,7 +154,10 @@ def follow(
 def one_length(base: str, jobs: int, latency: float, seed: int) -> list[dict[str, Any]]:
     config = EmulatorConfig(api_key=KEY, latency=latency, concurrency=jobs, submit_qps=0, seed=1)
     rng = random.Random(seed)
-    with EmulatorServer(config) as server, Client(KEY, base_url=server.base_url) as client:
+    with (
+        EmulatorServer(config) as server,
+        Client(KEY, base_url=server.base_url, budget=budget()) as client,
+    ):
         ids = [client.submit(job(base + "/clip.mp4", n)).output.task_id for n in range(jobs)]
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             offsets = [rng.uniform(0, 2) for _ in ids]
@@ -195,11 +207,14 @@ def part_two(base: str, batch: int, latency: float, concurrency: int) -> dict[st
         list_qps=20,
         seed=2,
     )
-    with EmulatorServer(config) as server, Client(KEY, base_url=server.base_url) as client:
+    with (
+        EmulatorServer(config) as server,
+        Client(KEY, base_url=server.base_url, budget=budget()) as client,
+    ):
         counting = Counting(client)
         seen: dict[str, float] = {}
         started = time.monotonic()
-        with TaskWatcher(counting, budget=LocalRateBudget()) as watcher:
+        with TaskWatcher(counting) as watcher:
             futures = {}
             for n in range(batch):
                 task_id = client.submit(job(base + "/clip.mp4", n)).output.task_id

@@ -11,6 +11,8 @@ from prefect.flows import Flow, serve
 from prefect.settings import get_current_settings
 
 from deployments.catalog import DeploymentSpec, deployments
+from tasks.runtime import apply_account_limits
+from vaceflow.settings import Settings
 
 __all__ = ["api_url", "deploy_all", "pool_exists", "serve_all"]
 
@@ -44,7 +46,9 @@ def serve_all(limit: int | None = None) -> None:
 
 def deploy_all(pool: str, source: Path) -> list[DeploymentSpec]:
     """Register every declared deployment for `pool`; its workers load the flows from
-    `source` (this project's folder, seen at the same path: process workers, no image)."""
+    `source` (this project's folder, seen at the same path: process workers, no image).
+    The account's limits, which the workers share, are set on the server from the
+    settings (`tasks.runtime.apply_account_limits`)."""
     done = []
     for spec, _ in deployments():
         flow = Flow.from_source(source=str(source), entrypoint=spec.entrypoint)
@@ -52,4 +56,5 @@ def deploy_all(pool: str, source: Path) -> list[DeploymentSpec]:
             work_pool_name=pool, print_next_steps=False, **spec.options()
         )
         done.append(spec)
+    apply_account_limits(Settings.load().account)
     return done

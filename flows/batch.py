@@ -1,28 +1,29 @@
 """`vace_batch`: many jobs at once, within the account's limits, each reported alone.
 
 Every job runs as its own `vace_job` subflow (so each has its run, artifacts and
-event); at most `max_in_flight` are submitted and not yet ended at any moment (a Prefect
-global concurrency limit shared by every worker when a server is configured, an
-in-process semaphore otherwise). One job's failure never stops the others.
+event), all in the batch's runtime (`tasks.runtime`): at most the account's bound are
+submitted and not yet ended at any moment (with a Prefect server, across every worker),
+and at most `max_in_flight` of this batch when it asks for fewer. One job's failure
+never stops the others.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 import httpx
-from prefect import flow, get_run_logger, task
+from prefect import State, flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from flows.job import vace_job
-from tasks.runtime import ensure_limits, server_configured, services
+from tasks.runtime import flow_runtime
 from tasks.trust import policy_scope, run_policy
 from vaceflow.jobs import Job
-from vaceflow.limits import ACCOUNT
+from vaceflow.options import WAIT_TIMEOUT_MINUTES
 from vaceflow.shutdown import install as hold_stops_while_submitting
 
 __all__ = ["JobOutcome", "vace_batch"]
@@ -64,35 +65,47 @@ def _api_url() -> str:
     return str(get_current_settings().api.url or "\0")
 
 
-@task(name="batch-job", task_run_name="job {index}", cache_policy=NO_CACHE)
-def _run_one(
-    index: int, job: Job, fresh: bool, timeout_minutes: float, max_in_flight: int
-) -> JobOutcome:
-    function = job.function.value
-    logger = get_run_logger()
-    for pause in (*ORCHESTRATION_RETRIES, None):
-        try:
-            record = vace_job(
-                job, fresh=fresh, timeout_minutes=timeout_minutes, max_in_flight=max_in_flight
-            )
-            break
-        except Exception as exc:  # reported per job; the batch goes on
-            if pause is not None and _orchestration_error(exc):
-                logger.warning("job %s: Prefect's API failed (%s); again in %gs", index, exc, pause)
-                time.sleep(pause)
-                continue
-            return JobOutcome(
-                index=index, function=function, ok=False, status="failed", error=str(exc)[:500]
-            )
+def _worth_running_again(task: Any, task_run: Any, state: State[Any]) -> bool:
+    """Prefect's `retry_condition_fn`: only a run the Prefect API broke off is run again."""
+    try:
+        state.result()
+    except Exception as exc:
+        return _orchestration_error(exc)
+    return False
+
+
+@task(
+    name="batch-job",
+    task_run_name="job {index}",
+    cache_policy=NO_CACHE,
+    retries=len(ORCHESTRATION_RETRIES),
+    retry_delay_seconds=list(ORCHESTRATION_RETRIES),
+    retry_condition_fn=_worth_running_again,
+)
+def _run_one(index: int, job: Job, fresh: bool, timeout_minutes: float) -> JobOutcome:
+    """The job as a `vace_job` subflow: the one layer that runs it again (Prefect's task
+    retries, on an orchestration error only); the job's own retries are its steps'."""
+    record = vace_job(job, fresh=fresh, timeout_minutes=timeout_minutes)
     out = record.output
     return JobOutcome(
         index=index,
-        function=function,
+        function=job.function.value,
         ok=record.status.value == "succeeded",
         job_id=record.id,
         status=record.status.value,
         output=(out.s3_uri or out.path) if out else None,
     )
+
+
+def _outcome(index: int, job: Job, future: PrefectFuture[JobOutcome]) -> JobOutcome:
+    """The job's outcome; a job that failed is reported as such and the batch goes on."""
+    try:
+        return future.result()
+    except Exception as exc:
+        function = job.function.value
+        return JobOutcome(
+            index=index, function=function, ok=False, status="failed", error=str(exc)[:500]
+        )
 
 
 @flow(
@@ -104,29 +117,30 @@ def _run_one(
 )
 def vace_batch(
     jobs: list[Job],
-    max_in_flight: Annotated[int, Field(ge=1, le=100)] = ACCOUNT.in_flight,
+    max_in_flight: Annotated[int | None, Field(ge=1, le=100)] = None,
     fresh: bool = False,
-    timeout_minutes: float = 30.0,
+    timeout_minutes: float = WAIT_TIMEOUT_MINUTES,
 ) -> list[JobOutcome]:
     """Run every job; returns one outcome per job, in order.
 
     Args:
         jobs: Request bodies in the API's own shape (paths and s3:// URIs allowed).
-        max_in_flight: Jobs submitted and not yet ended at once; the account runs 2
-            at a time, the rest queue at the service. The default keeps one queued
-            behind each running slot, so a task that ends is followed at once.
+        max_in_flight: Jobs of this batch submitted and not yet ended at once, within
+            the account's bound (VACEFLOW_ACCOUNT__IN_FLIGHT, 4 by default: the 2
+            running slots with one queued behind each, so a task that ends is followed
+            at once). Fewer leaves room for other runs; more is the account's bound.
         fresh: Pay for new videos even for jobs the catalog has.
         timeout_minutes: Per job: stop waiting after this long (the task is kept).
     """
     hold_stops_while_submitting()  # the jobs' threads submit; signals land in this one
-    if server_configured():
-        ensure_limits(in_flight=max_in_flight)
-    with policy_scope(run_policy(services().settings)):  # the jobs' subflows inherit it
-        futures = [
-            _run_one.submit(i, job, fresh, timeout_minutes, max_in_flight)
-            for i, job in enumerate(jobs)
+    with (
+        flow_runtime(max_in_flight) as runtime,  # the jobs' subflows run in it
+        policy_scope(run_policy(runtime.services.settings)),  # and read under this policy
+    ):
+        futures = [_run_one.submit(i, job, fresh, timeout_minutes) for i, job in enumerate(jobs)]
+        outcomes = [
+            _outcome(i, job, f) for i, (job, f) in enumerate(zip(jobs, futures, strict=True))
         ]
-    outcomes = [f.result() for f in futures]
     rows: list[dict[str, Any]] = [o.model_dump() for o in outcomes]
     ok = sum(o.ok for o in outcomes)
     create_table_artifact(

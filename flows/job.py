@@ -19,17 +19,16 @@ from tasks.claim import claim
 from tasks.collect import collect
 from tasks.prepare import prepare_inputs
 from tasks.record import mark_resubmit, record, record_failure
-from tasks.runtime import in_flight_slot, services
+from tasks.runtime import Runtime, flow_runtime, open_runtime
 from tasks.stage import stage
 from tasks.submit import submit
 from tasks.trust import run_policy
 from tasks.wait import wait
 from vaceflow.catalog import JobRecord
 from vaceflow.jobs import Job
-from vaceflow.limits import ACCOUNT
 from vaceflow.media.prepare import PreparedJob
-from vaceflow.media.spec import JobSpec
-from vaceflow.pipeline import Claim, Collected, StagedJob
+from vaceflow.options import WAIT_TIMEOUT_MINUTES
+from vaceflow.pipeline import Claim, Collected, Staged
 from vaceflow.responses import TaskResponse
 from vaceflow.steps import run_steps
 
@@ -37,64 +36,68 @@ __all__ = ["run_job", "vace_job"]
 
 
 def run_job(
-    spec: JobSpec,
+    runtime: Runtime,
+    job: Job,
     *,
+    timeout_minutes: float,
     fresh: bool = False,
-    timeout_minutes: float = 30.0,
     resubmit_on_algo_error: bool = False,
-    max_in_flight: int = ACCOUNT.in_flight,
     parent_id: str | None = None,
 ) -> JobRecord:
-    """The pipeline (`vaceflow.steps.run_steps`), each step a task run. Called inside a
+    """The pipeline (`vaceflow.steps.run_steps`), each step a task run on `runtime`'s
+    services, from the preparation its caller made when there is one. Called inside a
     flow; its inputs are read under the run's trust policy (`tasks.trust`)."""
     return run_steps(
-        _TaskSteps(),
-        spec,
+        _TaskSteps(runtime),
+        runtime.prepared_for(job) or job,
         fresh=fresh,
         timeout_minutes=timeout_minutes,
         resubmit_on_algo_error=resubmit_on_algo_error,
-        max_in_flight=max_in_flight,
         parent_id=parent_id,
     )
 
 
 class _TaskSteps:
-    """The steps as this flow run's Prefect tasks."""
+    """The steps as this flow run's Prefect tasks, each handed the runtime's services."""
 
-    def __init__(self) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.log = get_run_logger()
+        self._runtime = runtime
+        self._svc = runtime.services
 
-    def prepare(self, spec: JobSpec) -> PreparedJob:
-        return prepare_inputs(spec, run_policy(services().settings))
+    def prepare(self, job: Job) -> PreparedJob:
+        return prepare_inputs(job, run_policy(self._svc.settings))
 
     def claim(self, prepared: PreparedJob, *, fresh: bool, parent_id: str | None) -> Claim:
-        return claim(prepared, fresh=fresh, parent_id=parent_id)
+        return claim(self._svc, prepared, fresh=fresh, parent_id=parent_id)
 
-    def stage(self, record: JobRecord, prepared: PreparedJob) -> StagedJob:
-        return stage(record, prepared)
+    def stage(self, record: JobRecord, prepared: PreparedJob) -> Staged:
+        return stage(self._svc, record, prepared)
 
-    def submit(self, record: JobRecord, staged: StagedJob) -> JobRecord:
-        return submit(record, staged)
+    def submit(self, record: JobRecord, prepared: PreparedJob, staged: Staged) -> JobRecord:
+        return submit(self._svc, record, prepared, staged)
 
     def wait(self, record: JobRecord, timeout_seconds: float) -> TaskResponse:
-        return wait(record, timeout_seconds=timeout_seconds)
+        return wait(self._svc, record, timeout_seconds, self._runtime.listener)
 
-    def collect(self, record: JobRecord, task: TaskResponse, staged: StagedJob | None) -> Collected:
-        return collect(record, task, staged)
+    def collect(self, record: JobRecord, task: TaskResponse, staged: Staged | None) -> Collected:
+        return collect(self._svc, record, task, staged)
 
     def record(self, collected: Collected) -> JobRecord:
-        return record(collected)
+        return record(self._svc, collected)
 
     def record_failure(
         self, job_id: str, code: str | None, message: str, *, final: bool, result_lost: bool
     ) -> JobRecord:
-        return record_failure(job_id, code, message, final=final, result_lost=result_lost)
+        return record_failure(
+            self._svc, job_id, code, message, final=final, result_lost=result_lost
+        )
 
     def mark_resubmit(self, job_id: str, reason: str) -> JobRecord:
-        return mark_resubmit(job_id, reason)
+        return mark_resubmit(self._svc, job_id, reason)
 
-    def in_flight_slot(self, limit: int) -> AbstractContextManager[None]:
-        return in_flight_slot(limit)
+    def in_flight_slot(self) -> AbstractContextManager[None]:
+        return self._runtime.slots.slot()
 
 
 def _job_run_name() -> str:
@@ -112,7 +115,8 @@ def cancel_pending_task(flow: Flow[Any, Any], flow_run: FlowRun, state: State[An
     (Prefect calls hooks with keywords: the parameters keep its names.)"""
     from vaceflow.pipeline import cancel_if_pending
 
-    cancel_if_pending(services(), str(flow_run.id))
+    with open_runtime() as runtime:
+        cancel_if_pending(runtime.services, str(flow_run.id))
 
 
 @flow(
@@ -126,10 +130,9 @@ def cancel_pending_task(flow: Flow[Any, Any], flow_run: FlowRun, state: State[An
 def vace_job(
     job: Job,
     fresh: bool = False,
-    timeout_minutes: float = 30.0,
+    timeout_minutes: float = WAIT_TIMEOUT_MINUTES,
     resubmit_on_algo_error: bool = False,
     parent_id: str | None = None,
-    max_in_flight: int = ACCOUNT.in_flight,
 ) -> JobRecord:
     """Run one job and return its catalog record.
 
@@ -140,15 +143,13 @@ def vace_job(
         resubmit_on_algo_error: Submit once more when the model fails with
             InternalError.Algo (failed tasks are not billed).
         parent_id: The catalog id of the job this one continues (lineage).
-        max_in_flight: Jobs of this process (or, with a Prefect server, of every
-            worker) submitted and not yet ended at once: by default the account's
-            running slots plus one queued behind each.
     """
-    return run_job(
-        JobSpec.from_job(job),
-        fresh=fresh,
-        timeout_minutes=timeout_minutes,
-        resubmit_on_algo_error=resubmit_on_algo_error,
-        parent_id=parent_id,
-        max_in_flight=max_in_flight,
-    )
+    with flow_runtime() as runtime:
+        return run_job(
+            runtime,
+            job,
+            fresh=fresh,
+            timeout_minutes=timeout_minutes,
+            resubmit_on_algo_error=resubmit_on_algo_error,
+            parent_id=parent_id,
+        )

@@ -22,7 +22,7 @@ from pydantic import Field
 
 from flows.functions import Media
 from flows.job import vace_job
-from tasks.runtime import services
+from tasks.runtime import flow_runtime
 from tasks.trust import policy_scope, run_policy
 from vaceflow.catalog import JobRecord
 from vaceflow.catalog.records import InputRecord, OutputRecord
@@ -32,7 +32,8 @@ from vaceflow.jobs import Function, Prompt, Seed
 from vaceflow.limits import CLIPS_TOTAL_SECONDS
 from vaceflow.media.join import join_segments, overlap_frames, tail_clip
 from vaceflow.media.probe import probe
-from vaceflow.media.spec import JobSpec, build_job
+from vaceflow.options import WAIT_TIMEOUT_MINUTES, job_from_options
+from vaceflow.services import Services
 from vaceflow.storage.outputs import publish_outputs
 from vaceflow.thumbnail import make_thumbnail
 
@@ -59,9 +60,10 @@ def cut_tail(record: JobRecord, seconds: float) -> Path:
 
 
 @task(name="join-segments", cache_policy=NO_CACHE)
-def join(records: list[JobRecord], overlaps: list[int], prompts: list[str]) -> JobRecord:
+def join(
+    svc: Services, records: list[JobRecord], overlaps: list[int], prompts: list[str]
+) -> JobRecord:
     """The joined video, cataloged once per set of segments."""
-    svc = services()
     segments = [(r.id, r.output.sha256 if r.output else None) for r in records]
     identity = hashlib.sha256(
         json.dumps({"function": LONG_VIDEO, "segments": segments, "overlaps": overlaps}).encode()
@@ -135,7 +137,7 @@ def long_video(
     prompt_extend: bool | None = None,
     watermark: bool | None = None,
     fresh: bool = False,
-    timeout_minutes: float = 30.0,
+    timeout_minutes: float = WAIT_TIMEOUT_MINUTES,
 ) -> JobRecord:
     """Run the segments one after another, join them, return the joined video's record.
 
@@ -155,24 +157,26 @@ def long_video(
     if (first_frame is None) == (first_clip is None):
         raise JobInvalid("long_video starts from a first_frame or a first_clip: give one")
     prompts = _prompts(prompt, segments)
-    start = {"first_frame": first_frame} if first_frame else {"first_clip": first_clip}
-    records: list[JobRecord] = []
-    overlaps = [0]
-    given = policy = run_policy(services().settings)  # the caller's inputs, then our clips
-    for text in prompts:
-        options = {"prompt": text, "seed": seed, "prompt_extend": prompt_extend}
-        options |= {"watermark": watermark, **start}
-        job = build_job(JobSpec.from_options(Function.VIDEO_EXTENSION, options))
-        parent = records[-1].id if records else None
-        with policy_scope(policy):
-            records.append(
-                vace_job(job, fresh=fresh, timeout_minutes=timeout_minutes, parent_id=parent)
-            )
-        if len(records) < len(prompts):
-            clip = cut_tail(records[-1], clip_seconds)
-            overlaps.append(overlap_frames(clip))
-            start = {"first_clip": str(clip)}
-            policy = given.allowing(clip)
-    joined = join(records, overlaps, prompts)
-    print(f"long video {joined.id}: {joined.output.path if joined.output else '?'}")
-    return joined
+    with flow_runtime() as runtime:  # the segments' flows run in it too
+        svc = runtime.services
+        start = {"first_frame": first_frame} if first_frame else {"first_clip": first_clip}
+        records: list[JobRecord] = []
+        overlaps = [0]
+        given = policy = run_policy(svc.settings)  # the caller's inputs, then our clips
+        for text in prompts:
+            options = {"prompt": text, "seed": seed, "prompt_extend": prompt_extend}
+            options |= {"watermark": watermark, **start}
+            job = job_from_options(Function.VIDEO_EXTENSION, options)
+            parent = records[-1].id if records else None
+            with policy_scope(policy):
+                records.append(
+                    vace_job(job, fresh=fresh, timeout_minutes=timeout_minutes, parent_id=parent)
+                )
+            if len(records) < len(prompts):
+                clip = cut_tail(records[-1], clip_seconds)
+                overlaps.append(overlap_frames(clip))
+                start = {"first_clip": str(clip)}
+                policy = given.allowing(clip)
+        joined = join(svc, records, overlaps, prompts)
+        print(f"long video {joined.id}: {joined.output.path if joined.output else '?'}")
+        return joined

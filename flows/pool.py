@@ -2,12 +2,14 @@
 
 Runs are created (as `run_deployment(..., timeout=0)` does) a few at a time, a window,
 so the workers start a few subprocesses at once rather than one per job, and whichever
-worker polls next takes the next run. Prefect does not run a crashed flow run again by
-itself: a run that ends CRASHED has its job handed to the pool once more. That is safe
-because the catalog row decides: the new run resumes the task the crashed one recorded,
-or collects its video, instead of paying again. A run whose worker died outright is
-set CRASHED by the server's zombie-run automation once its heartbeats stop
-(`vaceflow.stack.prefect_server.ensure_zombie_watch`, made by `vaceflow dev up`).
+worker polls next takes the next run. However many run at once, the jobs in flight stay
+within the account's bound on the server, which every worker shares (`tasks.runtime`).
+Prefect does not run a crashed flow run again by itself: a run that ends CRASHED has its
+job handed to the pool once more. That is safe because the catalog row decides: the new
+run resumes the task the crashed one recorded, or collects its video, instead of paying
+again. A run whose worker died outright is set CRASHED by the server's zombie-run
+automation once its heartbeats stop (`vaceflow.stack.prefect_server.ensure_zombie_watch`,
+made by `vaceflow dev up`).
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import StateType
 
-from tasks.runtime import ensure_limits
+from tasks.runtime import RUNNING_LIMIT, ensure_account_limits
 from vaceflow.errors import VaceflowError
 from vaceflow.jobs import Job
-from vaceflow.limits import ACCOUNT
+from vaceflow.settings import Settings
 
 __all__ = ["PoolOutcome", "run_on_pool"]
 
@@ -49,7 +51,6 @@ def run_on_pool(
     deployment: str,
     jobs: Sequence[Job],
     *,
-    max_in_flight: int = ACCOUNT.in_flight,
     window: int | None = None,
     reruns: int = 1,
     job_variables: Mapping[str, Any] | None = None,
@@ -59,17 +60,15 @@ def run_on_pool(
     """Run every job as a flow run of `deployment` ("flow/name"); one outcome per job.
 
     Args:
-        max_in_flight: Jobs submitted and not yet ended at once, across every worker
-            (the global concurrency limit every run holds from submit to the end).
-        window: Flow runs handed to the pool and not yet ended (default: twice
-            `max_in_flight`, so the next runs are ready while others wait).
+        window: Flow runs handed to the pool and not yet ended (default: twice the
+            account's in-flight bound on the server, so the next runs are ready while
+            others wait).
         reruns: How often a job whose run crashed is handed to the pool again.
         job_variables: The pool's job variables for every run (e.g. `env`); no secrets:
             the Prefect UI shows them.
         timeout_seconds: Give up (VaceflowError) when the runs take longer in all.
     """
-    ensure_limits(in_flight=max_in_flight)
-    width = window or 2 * max_in_flight
+    ensure_account_limits(Settings.load().account)  # on a server nobody has set up yet
     deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
     todo = deque(range(len(jobs)))
     runs: dict[int, list[UUID]] = {i: [] for i in range(len(jobs))}
@@ -77,12 +76,13 @@ def run_on_pool(
     ended: dict[int, StateType] = {}
     with get_client(sync_client=True) as client:
         target = client.read_deployment_by_name(deployment)
+        width = window or 2 * client.read_global_concurrency_limit_by_name(RUNNING_LIMIT).limit
         while todo or live:
             while todo and len(live) < width:
                 i = todo.popleft()
                 run = client.create_flow_run_from_deployment(
                     target.id,
-                    parameters={"job": jobs[i].to_body(), "max_in_flight": max_in_flight},
+                    parameters={"job": jobs[i].to_body()},
                     job_variables=dict(job_variables or {}),
                 )
                 runs[i].append(run.id)

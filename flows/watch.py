@@ -30,12 +30,13 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import Field
 
 from flows.job import vace_job
-from tasks.runtime import ensure_limits, server_configured, services
+from tasks.runtime import flow_runtime
 from tasks.trust import policy_scope, run_policy
 from vaceflow.errors import VaceflowError
 from vaceflow.intake import FileResult, Intake, JobResult, Refusal, open_intake, safe_error
 from vaceflow.jobfile import parse_job_file
-from vaceflow.limits import ACCOUNT
+from vaceflow.options import WAIT_TIMEOUT_MINUTES
+from vaceflow.settings import Settings
 from vaceflow.trust import TrustPolicy
 
 __all__ = ["WATCH_INTERVAL_SECONDS", "WATCH_PARAMETER", "watch"]
@@ -52,7 +53,6 @@ def intake_file(
     name: str,
     policy: TrustPolicy,
     timeout_minutes: float,
-    max_in_flight: int,
     stale: bool = False,
 ) -> FileResult | None:
     """Claim (or take over a `stale` claim), check, run and file one job file; None
@@ -70,16 +70,16 @@ def intake_file(
         result = FileResult.of(name, [], error=exc)
     else:
         with policy_scope(policy):
-            outcomes = [_run(i, job, timeout_minutes, max_in_flight) for i, job in enumerate(jobs)]
+            outcomes = [_run(i, job, timeout_minutes) for i, job in enumerate(jobs)]
         result = FileResult.of(name, outcomes)
     moved = intake.finish(name, result)
     logger.info("%s: %s -> %s", name, result.status, moved)
     return result.model_copy(update={"moved_to": moved})
 
 
-def _run(index: int, job: Any, timeout_minutes: float, max_in_flight: int) -> JobResult:
+def _run(index: int, job: Any, timeout_minutes: float) -> JobResult:
     try:
-        record = vace_job(job, timeout_minutes=timeout_minutes, max_in_flight=max_in_flight)
+        record = vace_job(job, timeout_minutes=timeout_minutes)
     except Exception as exc:  # reported in the sidecar; the other bodies go on
         return JobResult(
             index=index, status="failed", error=safe_error(str(exc)), refusal=Refusal.of(exc)
@@ -107,9 +107,9 @@ def _check_source(source: str, policy: TrustPolicy) -> None:
         policy.check_path(source, name="source")
 
 
-def default_inbox() -> Path:
+def default_inbox(settings: Settings) -> Path:
     """`inbox/` in the data folder: where the watch deployment looks by default."""
-    inbox = services().settings.data_dir / "inbox"
+    inbox = settings.data_dir / "inbox"
     inbox.mkdir(parents=True, exist_ok=True)
     return inbox
 
@@ -125,8 +125,8 @@ def default_inbox() -> Path:
 def watch(
     source: str | None = None,
     max_files: Annotated[int, Field(ge=1)] = 50,
-    timeout_minutes: float = 30.0,
-    max_in_flight: Annotated[int, Field(ge=1, le=100)] = ACCOUNT.in_flight,
+    timeout_minutes: float = WAIT_TIMEOUT_MINUTES,
+    max_in_flight: Annotated[int | None, Field(ge=1, le=100)] = None,
     reclaim_after_minutes: Annotated[float | None, Field(gt=0)] = None,
 ) -> list[FileResult]:
     """Process the job files waiting now; returns what became of each this run claimed.
@@ -140,16 +140,26 @@ def watch(
         max_files: Files taken per run; the rest wait for the next.
         timeout_minutes: Per job: stop waiting after this long (the file goes to
             failed/; dropping it again resumes the same task without paying).
-        max_in_flight: Jobs submitted and not yet ended at once.
+        max_in_flight: Jobs of this run submitted and not yet ended at once (default
+            and at most: the account's bound, VACEFLOW_ACCOUNT__IN_FLIGHT).
         reclaim_after_minutes: A file claimed longer ago than this (default: twice
             `timeout_minutes`) is taken to be its watcher's last and run again; that
             resumes its tasks, never pays twice. Raise it for files of many bodies.
     """
-    if server_configured():
-        ensure_limits(in_flight=max_in_flight)
-    settings = services().settings
+    with flow_runtime(max_in_flight) as runtime:  # the files' jobs run in it
+        settings = runtime.services.settings
+        return _watch(source, max_files, timeout_minutes, reclaim_after_minutes, settings)
+
+
+def _watch(
+    source: str | None,
+    max_files: int,
+    timeout_minutes: float,
+    reclaim_after_minutes: float | None,
+    settings: Settings,
+) -> list[FileResult]:
     if source is None:
-        source = str(default_inbox())
+        source = str(default_inbox(settings))
     else:  # typed in a form, maybe: the folder itself must be one its user may read
         _check_source(source, run_policy(settings))
     intake = open_intake(source, settings)
@@ -157,11 +167,8 @@ def watch(
     names = intake.pending()[:max_files]
     left_over = intake.stale(timedelta(minutes=reclaim_after_minutes or 2 * timeout_minutes))
     stale = [n for n in left_over if n not in names][: max(0, max_files - len(names))]
-    futures = [intake_file.submit(intake, n, policy, timeout_minutes, max_in_flight) for n in names]
-    futures += [
-        intake_file.submit(intake, n, policy, timeout_minutes, max_in_flight, stale=True)
-        for n in stale
-    ]
+    futures = [intake_file.submit(intake, n, policy, timeout_minutes) for n in names]
+    futures += [intake_file.submit(intake, n, policy, timeout_minutes, stale=True) for n in stale]
     results = [r for f in futures if (r := f.result()) is not None]
     if results:
         rows: list[dict[str, Any]] = [

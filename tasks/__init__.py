@@ -5,5 +5,6 @@ download, a fetch, an upload, a DashScope read), and each task's docstring names
 
 The tasks carry no tags: Prefect takes and releases a tag concurrency slot (two API
 calls and a lease thread) around every run of a tagged task, whether or not a limit
-exists, and the jobs' own limits are the global ones in `tasks.runtime`.
+exists, and the jobs' own limits are the global ones in `tasks.runtime`. Each task is
+handed the `Services` it works with (`tasks.runtime.Runtime`): none reads a global.
 """

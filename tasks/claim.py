@@ -6,16 +6,16 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from tasks.runtime import services
 from vaceflow.media.prepare import PreparedJob
 from vaceflow.pipeline import Claim, claim_job
+from vaceflow.services import Services
 
 __all__ = ["claim"]
 
 
 @task(name="claim", cache_policy=NO_CACHE)
-def claim(prepared: PreparedJob, fresh: bool = False, parent_id: str | None = None) -> Claim:
+def claim(
+    svc: Services, prepared: PreparedJob, fresh: bool = False, parent_id: str | None = None
+) -> Claim:
     run_id = flow_run.get_id()
-    return claim_job(
-        services(), prepared, fresh=fresh, parent_id=parent_id, flow_run_id=str(run_id or "")
-    )
+    return claim_job(svc, prepared, fresh=fresh, parent_id=parent_id, flow_run_id=str(run_id or ""))

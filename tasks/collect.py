@@ -9,14 +9,16 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.runtime import services
 from vaceflow.catalog import JobRecord
-from vaceflow.pipeline import Collected, StagedJob, collect_result
+from vaceflow.pipeline import Collected, Staged, collect_result
 from vaceflow.responses import TaskResponse
+from vaceflow.services import Services
 
 __all__ = ["collect"]
 
 
 @task(name="collect", task_run_name="collect {record.id}", retries=0, cache_policy=NO_CACHE)
-def collect(record: JobRecord, task: TaskResponse, staged: StagedJob | None = None) -> Collected:
-    return collect_result(services(), record, task, staged=staged.staged if staged else None)
+def collect(
+    svc: Services, record: JobRecord, task: TaskResponse, staged: Staged | None = None
+) -> Collected:
+    return collect_result(svc, record, task, staged=staged)

@@ -8,14 +8,14 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from vaceflow.jobs import Job
 from vaceflow.media.prepare import PreparedJob, prepare
-from vaceflow.media.spec import JobSpec
 from vaceflow.trust import TrustPolicy
 
 __all__ = ["prepare_inputs"]
 
 
-@task(name="prepare", task_run_name="prepare {spec.function}", retries=0, cache_policy=NO_CACHE)
-def prepare_inputs(spec: JobSpec, policy: TrustPolicy) -> PreparedJob:
+@task(name="prepare", task_run_name="prepare {job.function}", retries=0, cache_policy=NO_CACHE)
+def prepare_inputs(job: Job, policy: TrustPolicy) -> PreparedJob:
     """`policy`: what this run may read (`tasks.trust.run_policy`)."""
-    return prepare(spec, policy=policy)
+    return prepare(job, policy=policy)

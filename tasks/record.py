@@ -11,10 +11,10 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
-from tasks.runtime import services
 from vaceflow import steps
 from vaceflow.catalog import JobRecord
 from vaceflow.pipeline import Collected
+from vaceflow.services import Services
 
 __all__ = ["JOB_FAILED", "JOB_SUCCEEDED", "emit_job_event", "record"]
 
@@ -32,8 +32,8 @@ def artifact_key(job_id: str, what: str) -> str:
     task_run_name="record {collected.record.id}",
     cache_policy=NO_CACHE,
 )
-def record(collected: Collected) -> JobRecord:
-    job = services().catalog.get(collected.record.id)
+def record(svc: Services, collected: Collected) -> JobRecord:
+    job = svc.catalog.get(collected.record.id)
     out = job.output
     probe = (out.probe if out else None) or {}
     rows = [
@@ -98,17 +98,22 @@ def _data_uri(path: Path) -> str:
 
 @task(name="record-failure", cache_policy=NO_CACHE)
 def record_failure(
-    job_id: str, code: str | None, message: str, final: bool = True, result_lost: bool = False
+    svc: Services,
+    job_id: str,
+    code: str | None,
+    message: str,
+    final: bool = True,
+    result_lost: bool = False,
 ) -> JobRecord:
     """`vaceflow.steps.record_failure`, then `vaceflow.job.failed`."""
     job = steps.record_failure(
-        services().catalog, job_id, code, message, final=final, result_lost=result_lost
+        svc.catalog, job_id, code, message, final=final, result_lost=result_lost
     )
     emit_job_event(job)
     return job
 
 
 @task(name="resubmit", cache_policy=NO_CACHE)
-def mark_resubmit(job_id: str, reason: str) -> JobRecord:
+def mark_resubmit(svc: Services, job_id: str, reason: str) -> JobRecord:
     """Clear the job's task so it can be submitted again (the catalog keeps the history)."""
-    return services().catalog.mark_resubmit(job_id, reason)
+    return svc.catalog.mark_resubmit(job_id, reason)

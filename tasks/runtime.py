@@ -1,36 +1,52 @@
-"""What every task of one process shares: the core `Services`, the rate budget and the
-slots that bound jobs in flight at the service.
+"""What a flow run's tasks use, handed to them explicitly: one `Runtime` per run.
 
-With a Prefect server configured (PREFECT_API_URL), the budget and the slots are Prefect
-global concurrency limits, so every worker of a team shares one account's limits;
-without one (the embedded laptop run), they are in-process (a token bucket, a semaphore).
-Nothing here is a scheduler or a lock service of our own.
+A flow opens it first (`flow_runtime`) and passes `runtime.services` to each task it
+calls. The flows it starts (a batch's jobs, a watch's files, a long video's segments)
+run in the same runtime: one client, one watcher and one rate budget for all. It reaches
+them in a context variable, as Prefect's own run context does (a flow's parameters are
+its deployment's form: it cannot be one of them). A caller may open the runtime itself
+(`open_runtime`) to hand its flows a progress listener and the jobs it has prepared
+already: the CLI shows the plan, then runs that same preparation.
+
+The account's limits are settings (`Settings.account`). With a Prefect server named
+(PREFECT_API_URL) they are the server's global concurrency limits, shared by every
+worker: set by whoever sets the server up (`vaceflow dev up`, `vaceflow deploy`:
+`apply_account_limits`) or made by the first run that finds them missing
+(`ensure_account_limits`), and never resized by a flow. A flow may ask for fewer jobs
+in flight (`Runtime.narrowed`: slots of its own, inside the account's). Without a
+server the account's bound and budget are the runtime's own (a semaphore, token
+buckets), shared by the flows that run in it. Nothing here is a scheduler or a lock
+service of our own.
 """
 
 from __future__ import annotations
 
 import base64
 import contextvars
+import json
 import random
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import httpx
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-from prefect.logging import get_logger
 from pydantic import SecretStr
 
 from vaceflow.errors import ConfigError
-from vaceflow.limits import ACCOUNT
+from vaceflow.inflight import LocalSlots
+from vaceflow.jobs import Job
+from vaceflow.limits import AccountLimits
+from vaceflow.media.prepare import PreparedJob
 from vaceflow.ratebudget import CallKind, LocalRateBudget, RateBudget
-from vaceflow.responses import TaskStatus
 from vaceflow.services import Services
 from vaceflow.settings import Settings
+from vaceflow.steps import JobListener
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -38,37 +54,21 @@ if TYPE_CHECKING:
 __all__ = [
     "RUNNING_LIMIT",
     "PrefectRateBudget",
-    "ProgressListener",
-    "ensure_limits",
+    "Runtime",
+    "ServerSlots",
+    "apply_account_limits",
+    "ensure_account_limits",
+    "flow_runtime",
     "flow_settings",
-    "in_flight_slot",
-    "progress_listener",
+    "open_runtime",
     "server_configured",
-    "services",
-    "set_progress_listener",
+    "server_limits",
 ]
-
-log = get_logger("vaceflow.tasks")
 
 RUNNING_LIMIT = "vaceflow-dashscope-in-flight"
 """Global concurrency limit: jobs submitted and not yet ended, across every worker."""
-RATE_LIMITS: dict[CallKind, tuple[int, float]] = {
-    # name suffix -> (slots, slot decay per second): 85 % of the account's limits.
-    "query": (3, ACCOUNT.query_per_second * 0.85),
-    "list": (3, ACCOUNT.list_per_second * 0.85),
-    "cancel": (3, ACCOUNT.cancel_per_second * 0.85),
-    "submit": (1, ACCOUNT.submit_per_second * 0.85),
-}
-
-_lock = threading.Lock()
-_limits_lock = threading.Lock()
-_services: Services | None = None
-_local_slots: dict[int, threading.BoundedSemaphore] = {}
-_limits_ready = False
-
-ProgressListener = Callable[[str, TaskStatus, float, int], None]
-"""(job_id, status, elapsed seconds, polls): the CLI's progress display hooks in here."""
-_listener: ProgressListener | None = None
+RATE_MARGIN = 0.85
+"""The server's rate limits run at this share of the account's."""
 
 
 def server_configured() -> bool:
@@ -77,6 +77,61 @@ def server_configured() -> bool:
     from prefect.settings import get_current_settings
 
     return bool(get_current_settings().api.url)
+
+
+def _rate_limit(kind: CallKind) -> str:
+    return f"vaceflow-dashscope-{kind}"
+
+
+def server_limits(account: AccountLimits) -> dict[str, tuple[int, float | None]]:
+    """The account's limits as the server keeps them: name -> (slots, slot decay a second)."""
+    rates: dict[CallKind, tuple[int, float]] = {
+        "query": (3, account.query_per_second),
+        "list": (3, account.list_per_second),
+        "cancel": (3, account.cancel_per_second),
+        "submit": (1, account.submit_per_second),
+    }
+    limits: dict[str, tuple[int, float | None]] = {
+        _rate_limit(kind): (slots, rate * RATE_MARGIN) for kind, (slots, rate) in rates.items()
+    }
+    limits[RUNNING_LIMIT] = (account.in_flight, None)
+    return limits
+
+
+def apply_account_limits(account: AccountLimits) -> None:
+    """Set the account's limits on the server (made or changed): its owner's setup."""
+    _write_limits(account, change=True)
+
+
+def ensure_account_limits(account: AccountLimits) -> None:
+    """Make the account's limits the server lacks (a first run); leaves the others be."""
+    _write_limits(account, change=False)
+
+
+def _write_limits(account: AccountLimits, *, change: bool) -> None:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        for name, (slots, decay) in server_limits(account).items():
+            if not change:
+                try:
+                    client.read_global_concurrency_limit_by_name(name)
+                    continue
+                except ObjectNotFound:
+                    pass
+            _upsert(client, name, slots, decay)
+
+
+def _upsert(client: SyncPrefectClient, name: str, limit: int, decay: float | None) -> None:
+    """Prefect's upsert reads, then creates: when another process (a worker, a served
+    run) creates the limit in between, the create answers 409; the next try updates."""
+    for attempt in range(3):
+        try:
+            client.upsert_global_concurrency_limit_by_name(name, limit, slot_decay_per_second=decay)
+            return
+        except ObjectAlreadyExists:
+            if attempt == 2:
+                raise
 
 
 class PrefectRateBudget:
@@ -91,14 +146,14 @@ class PrefectRateBudget:
     not start (the shared status watcher).
     """
 
-    def __init__(self) -> None:
-        ensure_limits()
+    def __init__(self, account: AccountLimits) -> None:
+        self._account = account
         self._context = contextvars.copy_context()
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
 
     def acquire(self, kind: CallKind) -> None:
-        self._take(f"vaceflow-dashscope-{kind}")
+        self._take(_rate_limit(kind))
 
     def close(self) -> None:
         with self._lock:
@@ -137,7 +192,8 @@ class PrefectRateBudget:
                 continue
             if taken.json():
                 return
-            self._context.copy().run(ensure_limits, force=True)  # the limit was deleted
+            # The limit was deleted: make it again, as a first run would.
+            self._context.copy().run(ensure_account_limits, self._account)
 
 
 def _prefect_api_client() -> httpx.Client:
@@ -169,49 +225,98 @@ _BUSY_RETRIES = 10
 """Retries of a 503 or a dropped connection (about 6 s in all) before the call fails."""
 
 
-def ensure_limits(in_flight: int | None = None, *, force: bool = False) -> None:
-    """Create (or resize) the global concurrency limits the tasks use. Idempotent."""
-    global _limits_ready
-    if not server_configured():
+class ServerSlots:
+    """`Slots` of the server's in-flight limit, which every worker shares."""
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        with concurrency(RUNNING_LIMIT, occupy=1, strict=True, lease_duration=60):
+            yield
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """One flow run's services, its in-flight slots, who hears its progress, and the
+    jobs its caller prepared already."""
+
+    services: Services
+    slots: LocalSlots
+    """The account's bound, or a flow's narrower one inside it."""
+    listener: JobListener | None = None
+    """(job id, status, seconds, looks) after every look at a task: the CLI's status line."""
+    prepared: dict[str, PreparedJob] = field(default_factory=dict)
+
+    def narrowed(self, max_in_flight: int | None) -> Runtime:
+        """This runtime with at most `max_in_flight` jobs in flight of its own (None: as is)."""
+        if max_in_flight is None:
+            return self
+        return replace(self, slots=self.slots.narrowed(max_in_flight))
+
+    def prepared_for(self, job: Job) -> PreparedJob | None:
+        """The caller's preparation of `job`, if it made one (nothing is prepared twice)."""
+        return self.prepared.get(_key(job))
+
+
+def _key(job: Job) -> str:
+    return json.dumps(job.to_body(), sort_keys=True)
+
+
+_current: contextvars.ContextVar[Runtime | None] = contextvars.ContextVar(
+    "vaceflow_runtime", default=None
+)
+
+
+@contextmanager
+def open_runtime(
+    *,
+    listener: JobListener | None = None,
+    prepared: Sequence[tuple[Job, PreparedJob]] = (),
+) -> Iterator[Runtime]:
+    """A runtime of its own for the flows run inside (closed at the end): with a
+    server, the account's limits are made there when missing and every worker's share."""
+    settings = flow_settings()
+    account = settings.account
+    budget: RateBudget
+    if server_configured():
+        ensure_account_limits(account)
+        budget = PrefectRateBudget(account)
+        slots = LocalSlots(account.in_flight, outer=ServerSlots())
+    else:
+        budget = LocalRateBudget(account)
+        slots = LocalSlots(account.in_flight)
+    services = Services.from_settings(settings, budget=budget, in_flight=slots)
+    runtime = Runtime(services, slots, listener, {_key(job): done for job, done in prepared})
+    token = _current.set(runtime)
+    try:
+        yield runtime
+    finally:
+        _current.reset(token)
+        services.close()
+        if isinstance(budget, PrefectRateBudget):
+            budget.close()
+
+
+@contextmanager
+def flow_runtime(max_in_flight: int | None = None) -> Iterator[Runtime]:
+    """The runtime of the flow run in progress: the enclosing one (a flow that started
+    this one, or a caller's), else one of its own. `max_in_flight`: fewer jobs in
+    flight for this flow and the flows it starts (never more than the account's)."""
+    current = _current.get()
+    if current is None:
+        with open_runtime() as opened, _scope(opened.narrowed(max_in_flight)) as runtime:
+            yield runtime
         return
-    from prefect.client.orchestration import get_client
-
-    with _limits_lock:
-        if _limits_ready and in_flight is None and not force:
-            return
-        with get_client(sync_client=True) as client:
-            for kind, (slots, decay) in RATE_LIMITS.items():
-                _upsert(client, f"vaceflow-dashscope-{kind}", slots, decay)
-            if in_flight is not None:
-                _upsert(client, RUNNING_LIMIT, in_flight)
-            else:
-                try:
-                    client.read_global_concurrency_limit_by_name(RUNNING_LIMIT)
-                except ObjectNotFound:
-                    _upsert(client, RUNNING_LIMIT, ACCOUNT.in_flight)
-        _limits_ready = True
+    with _scope(current.narrowed(max_in_flight)) as runtime:
+        yield runtime
 
 
-def _upsert(client: SyncPrefectClient, name: str, limit: int, decay: float | None = None) -> None:
-    """Prefect's upsert reads, then creates: when another process (a worker, a served
-    run) creates the limit in between, the create answers 409; the next try updates."""
-    for attempt in range(3):
-        try:
-            client.upsert_global_concurrency_limit_by_name(name, limit, slot_decay_per_second=decay)
-            return
-        except ObjectAlreadyExists:
-            if attempt == 2:
-                raise
-
-
-def services() -> Services:
-    """The process's Services, built on first use from the settings."""
-    global _services
-    with _lock:
-        if _services is None:
-            budget: RateBudget = PrefectRateBudget() if server_configured() else LocalRateBudget()
-            _services = Services.from_settings(flow_settings(), budget=budget)
-        return _services
+@contextmanager
+def _scope(runtime: Runtime) -> Iterator[Runtime]:
+    token = _current.set(runtime)
+    try:
+        yield runtime
+    finally:
+        _current.reset(token)
 
 
 def flow_settings() -> Settings:
@@ -236,45 +341,3 @@ def _secret(block: str) -> SecretStr:
     except ValueError as exc:  # Prefect's "Unable to find block document named ..."
         raise ConfigError(f"no Prefect Secret block named {block!r}: {exc}") from None
     return SecretStr(str(value))
-
-
-def reset_services() -> None:
-    """Drop the process's Services (tests, and after the settings changed)."""
-    global _services, _limits_ready
-    with _lock:
-        if _services is not None:
-            _services.close()
-            if isinstance(_services.budget, PrefectRateBudget):
-                _services.budget.close()
-        _services = None
-        _limits_ready = False
-
-
-@contextmanager
-def in_flight_slot(limit: int) -> Iterator[None]:
-    """Hold one of `limit` slots from submit to the task's end.
-
-    The process's own slots come first, then (with a server) the global limit every
-    worker shares. Asking the server only with a local slot in hand matters: a Prefect
-    server answers each refused request with a Retry-After that grows with the number
-    of refusals (up to 30 s), so a batch's threads all asking at once would leave
-    freed slots idle for many seconds.
-    """
-    with _lock:
-        slot = _local_slots.setdefault(limit, threading.BoundedSemaphore(limit))
-    with slot:
-        if not server_configured():
-            yield
-            return
-        ensure_limits()
-        with concurrency(RUNNING_LIMIT, occupy=1, strict=True, lease_duration=60):
-            yield
-
-
-def set_progress_listener(listener: ProgressListener | None) -> None:
-    global _listener
-    _listener = listener
-
-
-def progress_listener() -> ProgressListener | None:
-    return _listener

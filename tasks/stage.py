@@ -9,14 +9,14 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.runtime import services
 from vaceflow.catalog import JobRecord
 from vaceflow.media.prepare import PreparedJob
-from vaceflow.pipeline import StagedJob, stage_inputs
+from vaceflow.pipeline import Staged, stage_inputs
+from vaceflow.services import Services
 
 __all__ = ["stage"]
 
 
 @task(name="stage", task_run_name="stage {record.id}", retries=0, cache_policy=NO_CACHE)
-def stage(record: JobRecord, prepared: PreparedJob) -> StagedJob:
-    return stage_inputs(services(), record, prepared)
+def stage(svc: Services, record: JobRecord, prepared: PreparedJob) -> Staged:
+    return stage_inputs(svc, record, prepared)

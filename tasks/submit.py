@@ -5,9 +5,10 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.runtime import services
 from vaceflow.catalog import JobRecord
-from vaceflow.pipeline import StagedJob, submit_job
+from vaceflow.media.prepare import PreparedJob
+from vaceflow.pipeline import Staged, submit_job
+from vaceflow.services import Services
 
 __all__ = ["submit"]
 
@@ -18,6 +19,6 @@ __all__ = ["submit"]
     retries=0,
     cache_policy=NO_CACHE,
 )
-def submit(record: JobRecord, staged: StagedJob) -> JobRecord:
+def submit(svc: Services, record: JobRecord, prepared: PreparedJob, staged: Staged) -> JobRecord:
     """One submission per job, ever: `vaceflow.pipeline.submit_job` holds the rules."""
-    return submit_job(services(), record, staged)
+    return submit_job(svc, record, prepared, staged)

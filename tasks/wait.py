@@ -9,11 +9,12 @@ from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks.runtime import progress_listener, services
 from vaceflow.catalog import JobRecord
 from vaceflow.limits import ACCOUNT
 from vaceflow.pipeline import await_result, expected_seconds
 from vaceflow.responses import TaskResponse, TaskStatus
+from vaceflow.services import Services
+from vaceflow.steps import JobListener
 
 __all__ = ["wait"]
 
@@ -24,18 +25,21 @@ __all__ = ["wait"]
     retries=0,
     cache_policy=NO_CACHE,
 )
-def wait(record: JobRecord, timeout_seconds: float | None = None) -> TaskResponse:
-    """Follows the task through the process's one watcher and rate budget; the core
-    retries 429/5xx/network errors itself, so Prefect does not retry the wait. The
-    progress shown is the run time against the typical one."""
-    svc = services()
+def wait(
+    svc: Services,
+    record: JobRecord,
+    timeout_seconds: float | None = None,
+    listener: JobListener | None = None,
+) -> TaskResponse:
+    """Follows the task through the run's one watcher and rate budget; the core retries
+    429/5xx/network errors itself, so Prefect does not retry the wait. The progress
+    shown is the run time against the typical one; `listener` hears every look."""
     expected = expected_seconds(svc, record.function) or ACCOUNT.typical_task_seconds
     artifact = create_progress_artifact(
         progress=0.0, description=f"{record.function} {record.id}: task {record.task_id}"
     )
     assert isinstance(artifact, UUID)  # the sync API, called from a sync task
     shown = {"progress": 0.0, "at": 0.0}
-    listener = progress_listener()
 
     def on_status(status: TaskStatus, elapsed: float, polls: int) -> None:
         if listener is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.server
 import socket
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,11 +39,13 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> MediaFactory:
 
 
 class FileServer:
-    """Serves a folder over HTTP on loopback; `url(path)` gives a file's URL."""
+    """Serves a folder over HTTP on loopback; `url(path)` gives a file's URL, `gets`
+    counts the GETs of each path."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        handler = _quiet_handler(root)
+        self.gets: Counter[str] = Counter()
+        handler = _quiet_handler(root, self.gets)
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -57,10 +60,14 @@ class FileServer:
         self._httpd.server_close()
 
 
-def _quiet_handler(root: Path) -> Callable[..., Any]:
+def _quiet_handler(root: Path, gets: Counter[str]) -> Callable[..., Any]:
     class Handler(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, directory=str(root), **kwargs)
+
+        def do_GET(self) -> None:
+            gets[self.path.partition("?")[0]] += 1
+            super().do_GET()
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

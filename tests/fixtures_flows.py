@@ -90,8 +90,6 @@ def vace_env(
     `environ={...}` changes or adds variables of the environment it makes."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from tasks.runtime import reset_services
-
     made: list[Any] = []
 
     def make(*, environ: dict[str, str] | None = None, **emulator_config: Any) -> VaceEnv:
@@ -117,13 +115,11 @@ def vace_env(
         for key, value in env.items():
             if not key.startswith("PREFECT_"):
                 monkeypatch.setenv(key, value)
-        reset_services()
         return VaceEnv(emulator=emulator, s3=s3_server, data=data, prefix=prefix, env=env)
 
     with temporary_settings(updates={PREFECT_API_URL: prefect_api}):
         yield make
         made.clear()
-        reset_services()
 
 
 @pytest.fixture

@@ -14,11 +14,13 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
+from tests.conftest import FileServer
 from tests.fixtures_flows import VaceEnv
 from tests.media import MediaFactory
 from tests.test_media_conform import ffmpeg_file, picture, rotated
@@ -210,6 +212,25 @@ def test_the_catalog_after_a_real_job_reads_at_80_columns(
     as_json = json.loads(runner.invoke(app, ["catalog", "show", record.id, "--json"]).stdout)
     assert as_json["request"]["input"]["video_url"] in sent
     assert "file://" not in json.dumps(as_json["request"])
+
+
+def test_a_run_is_the_plan_it_showed_its_inputs_fetched_once(
+    vace_env: Callable[..., VaceEnv], media: MediaFactory, file_server: FileServer
+) -> None:
+    """`vaceflow run` prepares the job (the plan and estimate it prints), then runs that
+    same preparation through the flow: an input on the web is fetched once."""
+    env = vace_env()
+    clip = media.video(width=320, height=240, fps=16, seconds=1.0, name="fetched-once")
+    url = file_server.url(clip)
+    result = CliRunner().invoke(
+        app,
+        ["run", "video_outpainting", "--prompt", "fetched once", "--video", url, "--json"],
+        env={"PREFECT_API_URL": env.env["PREFECT_API_URL"], "COLUMNS": str(WIDTH)},
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["status"] == "succeeded"
+    assert env.submissions() == 1
+    assert file_server.gets[urlsplit(url).path] == 1
 
 
 def test_the_conform_plan_names_paths_whole(cli: CliRunner, media: MediaFactory) -> None:

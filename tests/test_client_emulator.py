@@ -7,7 +7,9 @@ when the submissions the emulator recorded are exactly the ones the user meant.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -347,3 +349,78 @@ def test_upload_policy_then_an_oss_input_runs(
         )[Function.VIDEO_OUTPAINTING]
         task = finish(client, client.submit(body).output.task_id)
     assert task.status is TaskStatus.SUCCEEDED, task.output
+
+
+# --- the rate budget: spent by the client on every request ---------------------------------
+
+
+class CountingBudget:
+    """Lets every call through and counts the slots asked for, by kind."""
+
+    def __init__(self, order: list[str] | None = None) -> None:
+        self.spent: Counter[str] = Counter()
+        self.order = order if order is not None else []
+        self._lock = threading.Lock()
+
+    def acquire(self, kind: str) -> None:
+        with self._lock:
+            self.spent[kind] += 1
+            self.order.append(kind)
+
+
+class CountingTransport(httpx.HTTPTransport):
+    """The requests that really went on the wire, by the budget's kinds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: Counter[str] = Counter()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if request.method == "POST":
+            kind = "cancel" if path.endswith("/cancel") else "submit"
+        else:
+            kind = {"tasks": "list", "uploads": "uploads"}.get(path.rsplit("/", 1)[-1], "query")
+        self.sent[kind] += 1
+        return super().handle_request(request)
+
+
+def test_every_request_on_the_wire_spends_the_budget_resends_included(
+    start_emulator: StartEmulator, urls: dict[str, str]
+) -> None:
+    server = start_emulator(latency=60, concurrency=1, query_qps=2, submit_qps=1)
+    budget, wire = CountingBudget(), CountingTransport()
+    body = jobs(urls)[Function.VIDEO_OUTPAINTING]
+    with client_for(server, budget=budget, transport=wire) as client:
+        _running, queued = (client.submit(body).output.task_id for _ in range(2))
+        for _ in range(6):
+            client.get(queued)
+        client.list(page_size=10)
+        client.cancel(queued)
+        client.get_upload_policy()
+    throttled = emulator_state(server)["counters"]["throttled"]
+    assert throttled.get("query", 0) >= 1, "no read was refused and sent again"
+    assert wire.sent["query"] > 6
+    assert wire.sent["uploads"] == 1  # the upload policy is not one of the account's limits
+    assert budget.spent == {kind: n for kind, n in wire.sent.items() if kind != "uploads"}
+
+
+def test_the_submit_slot_is_taken_before_the_caller_marks_the_request_sent(
+    emulator: EmulatorServer, urls: dict[str, str]
+) -> None:
+    order: list[str] = []
+    with client_for(emulator, budget=CountingBudget(order)) as client:
+        client.submit(
+            jobs(urls)[Function.VIDEO_OUTPAINTING], before_send=lambda: order.append("sending")
+        )
+    assert order == ["submit", "sending"]
+
+
+def test_the_services_client_spends_the_services_budget(tmp_path: Path) -> None:
+    from vaceflow.services import Services
+    from vaceflow.settings import Settings
+
+    budget = CountingBudget()
+    settings = Settings(api_key=TEST_KEY, catalog_url=f"sqlite:///{tmp_path / 'c.db'}")
+    with Services.from_settings(settings, budget=budget) as svc:
+        assert svc.client.budget is budget

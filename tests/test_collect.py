@@ -105,10 +105,10 @@ def emulator_result(
         },
         "parameters": {"control_condition": "depth"},
     }
-    with Client(TEST_KEY, base_url=server.base_url) as client:
+    with Client(TEST_KEY, base_url=server.base_url, budget=LocalRateBudget()) as client:
         task_id = client.submit(job).output.task_id
         if not ttl_poll:
-            with TaskWatcher(client, budget=LocalRateBudget()) as watcher:
+            with TaskWatcher(client) as watcher:
                 task = watcher.wait(task_id, expected=0.3)
         else:  # a link that lives seconds: poll quickly before the task id expires too
             deadline = time.monotonic() + 30

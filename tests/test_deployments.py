@@ -205,8 +205,8 @@ def test_deploy_to_the_team_pool_runs_on_its_workers(
         run = run_deployment_sync(api, OUTPAINTING, outpainting_parameters(samples))
     finally:
         # The team stack outlives this test: left deployed, the watch deployment's
-        # schedule and the downstream trigger would keep its workers busy (and the
-        # watch resizes the shared in-flight limit) under the team-batch tests.
+        # schedule and the downstream trigger would keep its workers busy under the
+        # team-batch tests.
         forget_deployments(api)
 
     assert run.state is not None

@@ -24,7 +24,7 @@ from vaceflow.jobs import Function, Job, parse_job
 from vaceflow.limits import ACCOUNT, Role
 from vaceflow.media.prepare import PreparedJob, prepare
 from vaceflow.media.probe import probe
-from vaceflow.media.spec import JobSpec
+from vaceflow.options import job_from_options
 from vaceflow.responses import TaskResponse
 from vaceflow.settings import Settings
 
@@ -102,38 +102,29 @@ def test_each_function_is_estimated_from_its_conformed_media(
     media: MediaFactory, settings: Settings
 ) -> None:
     image = str(media.image(width=480, height=360))
-    specs = {
-        Function.IMAGE_REFERENCE: JobSpec(
-            function=Function.IMAGE_REFERENCE, prompt="a cat", inputs={Role.REF_IMAGE: [image]}
-        ),
-        Function.VIDEO_REPAINTING: JobSpec(
-            function=Function.VIDEO_REPAINTING,
-            prompt="watercolour",
-            inputs={Role.VIDEO: [str(media.video(width=320, height=240, seconds=3))]},
-            parameters={"control_condition": "depth"},
-        ),
-        Function.VIDEO_EDIT: JobSpec(
-            function=Function.VIDEO_EDIT,
-            prompt="a red car",
-            inputs={
-                Role.VIDEO: [str(media.video(width=320, height=240, seconds=6))],
-                Role.MASK_IMAGE: [str(media.mask_image(width=320, height=240))],
-            },
-            input_options={"mask_frame_id": 1},
-            parameters={"mask_type": "fixed"},
-        ),
-        Function.VIDEO_EXTENSION: JobSpec(
-            function=Function.VIDEO_EXTENSION,
-            prompt="keeps running",
-            inputs={Role.FIRST_FRAME: [image]},
-        ),
-        Function.VIDEO_OUTPAINTING: JobSpec(
-            function=Function.VIDEO_OUTPAINTING,
-            prompt="wider",
-            inputs={Role.VIDEO: [str(media.video(width=320, height=240, seconds=2.5))]},
-        ),
+    options: dict[Function, dict[str, Any]] = {
+        Function.IMAGE_REFERENCE: {"prompt": "a cat", "ref_image": [image]},
+        Function.VIDEO_REPAINTING: {
+            "prompt": "watercolour",
+            "video": media.video(width=320, height=240, seconds=3),
+            "control_condition": "depth",
+        },
+        Function.VIDEO_EDIT: {
+            "prompt": "a red car",
+            "video": media.video(width=320, height=240, seconds=6),
+            "mask_image": media.mask_image(width=320, height=240),
+            "mask_frame_id": 1,
+            "mask_type": "fixed",
+        },
+        Function.VIDEO_EXTENSION: {"prompt": "keeps running", "first_frame": image},
+        Function.VIDEO_OUTPAINTING: {
+            "prompt": "wider",
+            "video": media.video(width=320, height=240, seconds=2.5),
+        },
     }
-    prepared = {f: prepare(spec, settings=settings) for f, spec in specs.items()}
+    prepared = {
+        f: prepare(job_from_options(f, given), settings=settings) for f, given in options.items()
+    }
 
     # What the video will last, read from the files the service would get.
     def expected(function: Function) -> int:
@@ -144,7 +135,7 @@ def test_each_function_is_estimated_from_its_conformed_media(
         assert duration is not None
         return math.ceil(round(min(duration, 5.0), 3))
 
-    assert [expected(f) for f in specs] == [5, 3, 5, 5, 3], "6 s is cut, 2.5 s bills 3 s"
+    assert [expected(f) for f in options] == [5, 3, 5, 5, 3], "6 s is cut, 2.5 s bills 3 s"
     for function, job in prepared.items():
         one = estimate([job], settings=settings)
         [item] = one.jobs
@@ -165,7 +156,7 @@ def test_each_function_is_estimated_from_its_conformed_media(
     assert batch.summary == "5 jobs, 21 s of video, about USD 2.10, about 21 min at 2 at once"
     dumped = json.loads(batch.model_dump_json())
     assert dumped["summary"] == batch.summary
-    assert [j["function"] for j in dumped["jobs"]] == [f.value for f in specs]
+    assert [j["function"] for j in dumped["jobs"]] == [f.value for f in options]
 
 
 def test_a_bare_job_assumes_five_seconds(settings: Settings) -> None:
@@ -210,19 +201,14 @@ def test_medians_and_paid_for_jobs_come_from_the_catalog(
     media: MediaFactory, settings: Settings, catalog: Catalog, clock: Clock
 ) -> None:
     video = str(media.video(width=320, height=240, seconds=2))
-    spec = JobSpec(
-        function=Function.VIDEO_OUTPAINTING, prompt="wider", inputs={Role.VIDEO: [video]}
+    wider, taller = (
+        job_from_options(Function.VIDEO_OUTPAINTING, {"prompt": prompt, "video": video})
+        for prompt in ("wider", "taller")
     )
-    done = prepare(spec, settings=settings)
-    fresh = prepare(spec.model_copy(update={"prompt": "taller"}), settings=settings)
-    image = prepare(
-        JobSpec(
-            function=Function.IMAGE_REFERENCE,
-            prompt="a cat",
-            inputs={Role.REF_IMAGE: [str(media.image(width=400, height=400))]},
-        ),
-        settings=settings,
-    )
+    done = prepare(wider, settings=settings)
+    fresh = prepare(taller, settings=settings)
+    cat = {"prompt": "a cat", "ref_image": [str(media.image(width=400, height=400))]}
+    image = prepare(job_from_options(Function.IMAGE_REFERENCE, cat), settings=settings)
     # Recorded outpaintings took 100, 300 and 200 s: the median is 200 s.
     done_id = succeed(catalog, clock, done.job, job_identity(done.job, hashes(done)), seconds=100)
     for n, seconds in enumerate((300, 200)):

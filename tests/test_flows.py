@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextvars
 import json
+import threading
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -115,7 +117,7 @@ def test_refused_input_never_reaches_the_service(vace_env: MakeEnv, media: Media
     env = vace_env()
     narrow = media.image(width=300, height=3000, name="narrow")
     with pytest.raises(InputRefused):
-        image_reference(prompt="too narrow to fit", ref_images=[str(narrow)])
+        image_reference(prompt="too narrow to fit", ref_image=[str(narrow)])
     with pytest.raises(Exception, match="no video"):
         video_outpainting(prompt="audio only", video=str(media.audio_only()))
     assert env.submissions() == 0
@@ -147,6 +149,67 @@ def test_batch_never_has_more_in_flight_than_its_limit(
     assert 2 <= _peak_in_flight(env.tasks()) <= 3  # the limit held, and was used
 
 
+def test_two_batches_at_once_share_the_accounts_bound(
+    vace_env: MakeEnv, media: MediaFactory
+) -> None:
+    """Batches asking for 2 and 3 at once in one process: each keeps to its own, and
+    together they never pass the account's 4 (the limit every run on the server shares,
+    which no flow resizes)."""
+    from flows.batch import vace_batch
+    from tasks.runtime import apply_account_limits
+    from vaceflow.settings import Settings
+
+    env = vace_env(latency=6.0, concurrency=20, submit_qps=0)  # 5 submits fit in a task
+    account = Settings.load().account
+    assert account.in_flight == 4
+    apply_account_limits(account)  # as `vaceflow dev up` sets the server up
+    clip = media.video(width=320, height=240, fps=16, seconds=1.0, name="two-batches")
+    caps = {"two": 2, "three": 3}
+    outcomes: dict[str, list[Any]] = {}
+
+    def batch(tag: str) -> None:
+        bodies = [
+            {
+                "input": {
+                    "function": "video_outpainting",
+                    "prompt": f"{tag} {i}",
+                    "video_url": str(clip),
+                }
+            }
+            for i in range(6)
+        ]
+        outcomes[tag] = vace_batch([parse_job(b) for b in bodies], max_in_flight=caps[tag])
+
+    threads = [  # each in a copy of this context: the same Prefect API as the test
+        threading.Thread(target=contextvars.copy_context().run, args=(batch, tag)) for tag in caps
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+
+    assert [o.error for tag in caps for o in outcomes[tag] if not o.ok] == []
+    tasks = env.tasks()
+    assert len(tasks) == env.submissions() == 12
+    mine = {
+        tag: [t for t in tasks if t["body"]["input"]["prompt"].startswith(f"{tag} ")]
+        for tag in caps
+    }
+    assert _overlap(mine["two"], mine["three"]), "the batches did not run at the same time"
+    for tag, cap in caps.items():
+        assert _peak_in_flight(mine[tag]) <= cap
+    assert _peak_in_flight(tasks) <= account.in_flight
+
+
+def _overlap(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> bool:
+    """Whether some task of each was in flight at one moment."""
+    return any(
+        a["submit_time"] < b["end_time"] and b["submit_time"] < a["end_time"]
+        for a in first
+        for b in second
+    )
+
+
 def _peak_in_flight(tasks: list[dict[str, Any]]) -> int:
     """Most tasks submitted and not yet ended at one moment, from the emulator's times."""
     edges: list[tuple[str, int]] = []
@@ -171,7 +234,6 @@ def test_the_key_can_come_from_a_prefect_secret_block(
     from prefect.client.orchestration import get_client
 
     from flows.job import vace_job
-    from tasks.runtime import reset_services
     from tests.fixtures_emulator import TEST_KEY
 
     env = vace_env()
@@ -179,7 +241,6 @@ def test_the_key_can_come_from_a_prefect_secret_block(
     Secret(value=TEST_KEY).save(block)
     monkeypatch.delenv("DASHSCOPE_API_KEY")
     monkeypatch.setenv("VACEFLOW_API_KEY_BLOCK", block)
-    reset_services()
     clip = media.video(width=320, height=240, fps=16, seconds=1.0, name="keyed")
     job = parse_job(
         {"input": {"function": "video_outpainting", "prompt": "keyed", "video_url": str(clip)}}
@@ -191,6 +252,47 @@ def test_the_key_can_come_from_a_prefect_secret_block(
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(state.state_details.flow_run_id)
     assert TEST_KEY not in json.dumps(run.parameters, default=str)
+
+
+def test_a_batch_job_whose_run_prefect_broke_off_runs_again_and_no_other(
+    vace_env: MakeEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One layer runs a batch's job again: its task's retries, when Prefect's own API
+    broke the run off (the catalog makes that safe). A job that failed by itself runs
+    once. (The jobs' runs are stand-ins here: what is counted is how often each ran.)"""
+    import httpx
+    from prefect.settings import get_current_settings
+
+    import flows.batch as batch
+    from vaceflow.errors import VaceflowError
+
+    vace_env()
+    api = str(get_current_settings().api.url)
+    runs: Counter[str] = Counter()
+
+    def vace_job(job: Any, fresh: bool, timeout_minutes: float) -> Any:
+        runs[job.input.prompt] += 1
+        if job.input.prompt == "broken off":
+            request = httpx.Request("POST", f"{api}/flow_runs/")
+            busy = httpx.HTTPStatusError(
+                "busy", request=request, response=httpx.Response(503, request=request)
+            )
+            raise RuntimeError("the run broke off") from busy
+        raise VaceflowError("the job failed by itself")
+
+    monkeypatch.setattr(batch, "vace_job", vace_job)
+    monkeypatch.setattr(batch, "_run_one", batch._run_one.with_options(retry_delay_seconds=0))
+    bodies = [
+        {"input": {"function": "video_outpainting", "prompt": p, "video_url": "v.mp4"}}
+        for p in ("broken off", "failed")
+    ]
+    outcomes = batch.vace_batch([parse_job(b) for b in bodies])
+
+    assert runs == {"broken off": 1 + len(batch.ORCHESTRATION_RETRIES), "failed": 1}
+    assert [(o.ok, o.error) for o in outcomes] == [
+        (False, "the run broke off"),
+        (False, "the job failed by itself"),
+    ]
 
 
 def test_a_batch_runs_a_job_again_only_when_prefects_own_api_failed() -> None:

@@ -8,6 +8,7 @@ the emulator sees), so only the status queries after it are hit.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import random
 import threading
@@ -86,14 +87,19 @@ def _wait_for(check: Callable[[], bool], what: str, timeout: float = 90.0) -> No
 
 @pytest.fixture
 def on_status() -> Iterator[Callable[[Callable[[str, TaskStatus], None]], None]]:
-    """Hook the wait's progress callback (the CLI's display hook) for one test."""
-    from tasks.runtime import set_progress_listener
+    """Run the test's flows in a runtime whose listener is `hook` (as the CLI's status
+    line hears every look at a task)."""
+    from tasks.runtime import open_runtime
 
-    def install(hook: Callable[[str, TaskStatus], None]) -> None:
-        set_progress_listener(lambda job_id, status, _elapsed, _polls: hook(job_id, status))
+    with contextlib.ExitStack() as runtime:
 
-    yield install
-    set_progress_listener(None)
+        def install(hook: Callable[[str, TaskStatus], None]) -> None:
+            def listener(job_id: str, status: TaskStatus, _seconds: float, _looks: int) -> None:
+                hook(job_id, status)
+
+            runtime.enter_context(open_runtime(listener=listener))
+
+        yield install
 
 
 def test_throttled_submits_are_sent_again_and_each_job_pays_once(
@@ -394,11 +400,10 @@ def test_a_wait_timeout_keeps_the_task_and_a_rerun_resumes_it(
 
 def test_cancelling_a_pending_task(vace_env: MakeEnv, clip: Path) -> None:
     from flows.job import vace_job
-    from tasks.runtime import ensure_limits, services
     from vaceflow.pipeline import cancel_if_pending
+    from vaceflow.services import Services
 
     env = vace_env(latency=10.0, concurrency=1)  # the queued task stays PENDING that long
-    ensure_limits(in_flight=2)  # both jobs submitted at once; the service runs one
     catalog = Catalog.from_settings()
     errors: dict[str, BaseException] = {}
 
@@ -421,9 +426,9 @@ def test_cancelling_a_pending_task(vace_env: MakeEnv, clip: Path) -> None:
 
     _wait_for(lambda: all(r.task_id and r.flow_run_id for r in rows().values()), "task ids")
     running, queued = rows()["occupies"], rows()["queued"]
-    svc = services()
-    assert cancel_if_pending(svc, str(running.flow_run_id)) is False  # already RUNNING
-    assert cancel_if_pending(svc, str(queued.flow_run_id)) is True
+    with Services.from_settings() as svc:
+        assert cancel_if_pending(svc, str(running.flow_run_id)) is False  # already RUNNING
+        assert cancel_if_pending(svc, str(queued.flow_run_id)) is True
     for thread in threads:
         thread.join(timeout=60)
 

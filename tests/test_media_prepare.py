@@ -11,11 +11,11 @@ from tests.conftest import FileServer
 from tests.media import MediaFactory
 from tests.test_media_conform import blurry_mask, first_frame
 from vaceflow.errors import InputRefused, JobInvalid
-from vaceflow.jobs import Function, VideoEditJob, VideoExtensionJob
+from vaceflow.jobs import Function, Job, VideoEditJob, VideoExtensionJob, parse_job
 from vaceflow.limits import Role
 from vaceflow.media.prepare import prepare
 from vaceflow.media.probe import probe
-from vaceflow.media.spec import JobSpec
+from vaceflow.options import job_from_options
 from vaceflow.settings import Settings
 
 
@@ -25,13 +25,18 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     return Settings()
 
 
-def edit_spec(video: str, mask: str, frame_id: int = 3) -> JobSpec:
-    return JobSpec(
-        function=Function.VIDEO_EDIT,
-        prompt="a red car",
-        inputs={Role.VIDEO: [video], Role.MASK_IMAGE: [mask]},
-        input_options={"mask_frame_id": frame_id},
-        parameters={"mask_type": "fixed"},
+def edit_job(video: str, mask: str, frame_id: int = 3) -> Job:
+    return parse_job(
+        {
+            "input": {
+                "function": "video_edit",
+                "prompt": "a red car",
+                "video_url": video,
+                "mask_image_url": mask,
+                "mask_frame_id": frame_id,
+            },
+            "parameters": {"mask_type": "fixed"},
+        }
     )
 
 
@@ -40,8 +45,8 @@ def test_video_edit_mask_follows_the_conformed_video(
 ) -> None:
     video = media.video(width=480, height=272, fps=12, seconds=6, container="mov", audio=True)
     mask = blurry_mask(media, 240, 136)
-    spec = edit_spec(file_server.url(video), str(mask))
-    prepared = prepare(spec, settings=settings)
+    job = edit_job(file_server.url(video), str(mask))
+    prepared = prepare(job, settings=settings)
 
     assert isinstance(prepared.job, VideoEditJob)
     conformed_video = probe(prepared.files[Role.VIDEO][0])
@@ -58,7 +63,7 @@ def test_video_edit_mask_follows_the_conformed_video(
     assert all(Path(r.output).is_relative_to(settings.data_dir) for r in prepared.reports)
     assert "?" not in prepared.reports[0].source
 
-    again = prepare(spec, settings=settings)
+    again = prepare(job, settings=settings)
     assert all(r.cached for r in again.reports)
     assert again.job.to_body() == prepared.job.to_body()
 
@@ -68,9 +73,9 @@ def test_mask_frame_id_is_checked_against_the_conformed_video(
 ) -> None:
     video = media.video(width=320, height=240, fps=12, seconds=2)  # 16 fps x 2 s after conform
     mask = media.mask_image(width=320, height=240)
-    assert prepare(edit_spec(str(video), str(mask), frame_id=33), settings=settings)
+    assert prepare(edit_job(str(video), str(mask), frame_id=33), settings=settings)
     with pytest.raises(InputRefused) as caught:
-        prepare(edit_spec(str(video), str(mask), frame_id=34), settings=settings)
+        prepare(edit_job(str(video), str(mask), frame_id=34), settings=settings)
     assert caught.value.input_name == "mask_frame_id"
     assert "33" in str(caught.value)
 
@@ -78,26 +83,21 @@ def test_mask_frame_id_is_checked_against_the_conformed_video(
 def test_parameter_error_is_refused_before_any_media_work(
     media: MediaFactory, settings: Settings
 ) -> None:
-    spec = JobSpec(
-        function=Function.VIDEO_REPAINTING,
-        prompt="a watercolour",
-        inputs={Role.VIDEO: [str(media.video(seconds=1))]},
-        parameters={"control_condition": "depth", "strength": 1.5},
-    )
-    with pytest.raises(JobInvalid, match="strength"):
-        prepare(spec, settings=settings)
+    video = str(media.video(seconds=1))
+    given = {"prompt": "a watercolour", "video": video, "control_condition": "depth"}
+    with pytest.raises(JobInvalid, match="strength"):  # no job to prepare: nothing is read
+        job_from_options(Function.VIDEO_REPAINTING, given | {"strength": 1.5})
     assert not (settings.data_dir / "conformed").exists()
 
 
 def test_extension_clips_share_three_seconds(media: MediaFactory, settings: Settings) -> None:
     first = media.video(width=320, height=240, fps=24, seconds=4, name="first")
     last = media.video(width=320, height=240, fps=20, seconds=4, name="last")
-    spec = JobSpec(
-        function=Function.VIDEO_EXTENSION,
-        prompt="the dog keeps running",
-        inputs={Role.FIRST_CLIP: [str(first)], Role.LAST_CLIP: [str(last)]},
+    job = job_from_options(
+        Function.VIDEO_EXTENSION,
+        {"prompt": "the dog keeps running", "first_clip": first, "last_clip": last},
     )
-    prepared = prepare(spec, settings=settings)
+    prepared = prepare(job, settings=settings)
     assert isinstance(prepared.job, VideoExtensionJob)
     one, two = (probe(prepared.files[r][0]) for r in (Role.FIRST_CLIP, Role.LAST_CLIP))
     assert (one.duration or 0) + (two.duration or 0) <= 3.0 + 1e-3
@@ -106,13 +106,13 @@ def test_extension_clips_share_three_seconds(media: MediaFactory, settings: Sett
 
 
 def test_options_map_onto_the_job_models() -> None:
-    spec = JobSpec.from_options(
+    job = job_from_options(
         Function.VIDEO_EDIT,
         {"prompt": "p", "video": "v.mp4", "mask_image": "m.png", "mask_frame_id": 4,
          "mask_type": "fixed", "seed": None, "ref_image": []},
     )  # fmt: skip
-    assert spec.inputs == {Role.VIDEO: ["v.mp4"], Role.MASK_IMAGE: ["m.png"]}
-    assert spec.input_options == {"mask_frame_id": 4}
-    assert spec.parameters == {"mask_type": "fixed"}
+    assert job.input.media() == {Role.VIDEO: ["v.mp4"], Role.MASK_IMAGE: ["m.png"]}
+    assert job.to_body()["input"]["mask_frame_id"] == 4
+    assert job.to_body()["parameters"] == {"mask_type": "fixed"}
     with pytest.raises(JobInvalid, match="top_scale"):
-        JobSpec.from_options(Function.VIDEO_EDIT, {"prompt": "p", "top_scale": 1.5})
+        job_from_options(Function.VIDEO_EDIT, {"prompt": "p", "top_scale": 1.5})

@@ -89,8 +89,9 @@ class Service:
 
     def __init__(self, start: StartEmulator) -> None:
         self.server = start(submit_qps=0, latency=600, concurrency=1)
-        self.client = Client(api_key=TEST_KEY, base_url=self.server.base_url)
-        self.budget = LocalRateBudget()
+        self.client = Client(
+            api_key=TEST_KEY, base_url=self.server.base_url, budget=LocalRateBudget()
+        )
 
     def submit(self, body: dict[str, Any]) -> str:
         return self.client.submit(body).output.task_id
@@ -123,7 +124,7 @@ def settle(catalog: Catalog, service: Service, job_id: str, **options: Any) -> A
     after = catalog.get(job_id).send_until
     assert after is not None
     options = {"margin": 1.0, "now": after + timedelta(seconds=2)} | options
-    return reconcile(catalog, service.client, service.budget, job_id, **options)
+    return reconcile(catalog, service.client, job_id, **options)
 
 
 def test_the_one_task_made_in_the_window_is_recorded(
@@ -132,7 +133,7 @@ def test_the_one_task_made_in_the_window_is_recorded(
     job_id = sending_row(catalog, body, "lost answer")
     task_id = service.submit(body)  # the service made it; the answer never reached us
 
-    early = reconcile(catalog, service.client, service.budget, job_id, margin=1.0)
+    early = reconcile(catalog, service.client, job_id, margin=1.0)
     assert early.verdict is Verdict.EARLY  # read only once the window has closed
     found = settle(catalog, service, job_id)
     assert found.verdict is Verdict.FOUND
@@ -201,8 +202,6 @@ def test_a_window_older_than_the_list_or_a_failing_list_is_left_to_a_person(
     with Client(api_key=TEST_KEY, base_url=broken.base_url) as client:
         after = catalog.get(job_id).send_until
         assert after is not None
-        failed = reconcile(
-            catalog, client, service.budget, job_id, margin=1.0, now=after + timedelta(seconds=2)
-        )
+        failed = reconcile(catalog, client, job_id, margin=1.0, now=after + timedelta(seconds=2))
     assert failed.verdict is Verdict.LIST_FAILED
     assert unsettled(catalog, job_id)

@@ -15,6 +15,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from tests.media import MediaFactory
 from vaceflow.catalog import Catalog, JobRecord, JobStatus
 from vaceflow.emulator import EmulatorServer
 from vaceflow.jobs import Job, parse_job
+from vaceflow.limits import ACCOUNT
 from vaceflow.stack.prefect_server import RUNS_PER_WORKER
 
 pytestmark = pytest.mark.team  # `-m "not team"` skips the slowest part of the suite
@@ -49,13 +51,14 @@ def pool_api(team_stack: TeamStack) -> Iterator[str]:
     from prefect import Flow
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from tasks.runtime import reset_services
+    from tasks.runtime import apply_account_limits
 
     with temporary_settings(updates={PREFECT_API_URL: team_stack.prefect_api_url}):
         flow: Any = Flow.from_source(source=str(PROJECT), entrypoint="flows/job.py:vace_job")
         flow.deploy(name="team-batch", work_pool_name=team_stack.pool, print_next_steps=False)
+        # as its owner sets the account's limits (VACEFLOW_ACCOUNT__IN_FLIGHT, `deploy`)
+        apply_account_limits(replace(ACCOUNT, in_flight=IN_FLIGHT))
         yield team_stack.prefect_api_url
-    reset_services()  # the limits were made on this server, not the next test's
 
 
 @pytest.fixture
@@ -152,7 +155,6 @@ def test_batch_spreads_over_both_workers_within_the_limit(
     outcomes = run_on_pool(
         DEPLOYMENT,
         jobs,
-        max_in_flight=IN_FLIGHT,
         job_variables={"env": {"DASHSCOPE_HTTP_BASE_URL": service.base_url}},
         timeout_seconds=840,
     )
@@ -193,7 +195,6 @@ def test_a_worker_killed_mid_batch_costs_no_second_submission(
                 run_on_pool(
                     DEPLOYMENT,
                     jobs,
-                    max_in_flight=IN_FLIGHT,
                     job_variables={"env": {"DASHSCOPE_HTTP_BASE_URL": service.base_url}},
                     timeout_seconds=840,
                 )

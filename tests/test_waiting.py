@@ -43,15 +43,19 @@ def repaint(clip_url: str) -> dict[str, object]:
     }
 
 
-def client_for(server: EmulatorServer, retry: RetryPolicy | None = None) -> Client:
-    return Client(TEST_KEY, base_url=server.base_url, retry=retry)
+def client_for(
+    server: EmulatorServer, retry: RetryPolicy | None = None, *, budget: RateBudget | None = None
+) -> Client:
+    """A client spending `budget` (by default one at the account's limits)."""
+    return Client(
+        TEST_KEY, base_url=server.base_url, retry=retry, budget=budget or LocalRateBudget()
+    )
 
 
 def wait_for_task(
     client: Client,
     task_id: str,
     *,
-    budget: RateBudget,
     timeout: float | None = None,
     expected: float | None = None,
     on_poll: OnPoll | None = None,
@@ -59,7 +63,7 @@ def wait_for_task(
     backoff: RetryPolicy = POLL_BACKOFF,
 ) -> TaskResponse:
     """One task through a watcher of its own (as one job in a process)."""
-    with TaskWatcher(client, budget=budget, backoff=backoff) as watcher:
+    with TaskWatcher(client, backoff=backoff) as watcher:
         return watcher.wait(
             task_id, expected=expected, timeout=timeout, on_poll=on_poll, cancel=cancel_event
         )
@@ -86,7 +90,6 @@ def test_follows_a_task_to_succeeded(
         task = wait_for_task(
             client,
             task_id,
-            budget=LocalRateBudget(),
             expected=1.0,
             on_poll=lambda status, elapsed, polls: seen.append((status, polls)),
         )
@@ -104,7 +107,7 @@ def test_a_failed_task_raises_with_its_code(
     server = start_emulator(fault_rate=1.0, faults=frozenset({FaultKind.TASK_FAILURE}))
     task_id = submit(server, file_server.url(clip))
     with client_for(server) as client, pytest.raises(TaskFailed) as caught:
-        wait_for_task(client, task_id, budget=LocalRateBudget(), timeout=60)
+        wait_for_task(client, task_id, timeout=60)
     assert caught.value.status is TaskStatus.FAILED
     assert caught.value.code == "InternalError.Algo"
     assert caught.value.task_id == task_id
@@ -118,9 +121,7 @@ def test_the_wait_survives_500_503_and_dropped_connections(
     task_id = submit(server, file_server.url(clip))
     # A client that never retries by itself: every fault reaches the wait.
     with client_for(server, retry=RetryPolicy.never()) as client:
-        task = wait_for_task(
-            client, task_id, budget=LocalRateBudget(), expected=3.0, backoff=QUICK_BACKOFF
-        )
+        task = wait_for_task(client, task_id, expected=3.0, backoff=QUICK_BACKOFF)
     assert task.status is TaskStatus.SUCCEEDED
     injected = emulator_state(server)["counters"]["faults"]
     assert injected.get("error_500", 0) + injected.get("error_503", 0) + injected.get("drop", 0) > 0
@@ -131,8 +132,8 @@ def test_the_wait_survives_429s(
 ) -> None:
     server = start_emulator(latency=3.0, query_qps=0.4)
     task_id = submit(server, file_server.url(clip))
-    with client_for(server, retry=RetryPolicy.never()) as client:
-        task = wait_for_task(client, task_id, budget=Unlimited(), backoff=QUICK_BACKOFF)
+    with client_for(server, retry=RetryPolicy.never(), budget=Unlimited()) as client:
+        task = wait_for_task(client, task_id, backoff=QUICK_BACKOFF)
     assert task.status is TaskStatus.SUCCEEDED
     assert emulator_state(server)["counters"]["throttled"].get("query", 0) > 0
 
@@ -143,8 +144,8 @@ def test_a_budget_at_the_account_limit_draws_no_429(
     server = start_emulator(latency=3.0, query_qps=0.4)
     task_id = submit(server, file_server.url(clip))
     budget = LocalRateBudget(AccountLimits(query_per_second=0.4))
-    with client_for(server, retry=RetryPolicy.never()) as client:
-        task = wait_for_task(client, task_id, budget=budget)
+    with client_for(server, retry=RetryPolicy.never(), budget=budget) as client:
+        task = wait_for_task(client, task_id)
     assert task.status is TaskStatus.SUCCEEDED
     assert emulator_state(server)["counters"]["throttled"].get("query", 0) == 0
 
@@ -155,7 +156,7 @@ def test_the_deadline_raises_wait_timeout_keeping_the_task_id(
     server = start_emulator(latency=60.0)
     task_id = submit(server, file_server.url(clip))
     with client_for(server) as client, pytest.raises(WaitTimeout) as caught:
-        wait_for_task(client, task_id, budget=LocalRateBudget(), timeout=2.5)
+        wait_for_task(client, task_id, timeout=2.5)
     assert caught.value.task_id == task_id
     assert caught.value.status in (TaskStatus.PENDING, TaskStatus.RUNNING)
     assert task_id in str(caught.value)
@@ -175,9 +176,7 @@ def test_cancel_event_cancels_a_pending_task(
             stop.set()
 
     with client_for(server) as client, pytest.raises(WaitCancelled) as caught:
-        wait_for_task(
-            client, queued, budget=LocalRateBudget(), cancel_event=stop, on_poll=stop_when_pending
-        )
+        wait_for_task(client, queued, cancel_event=stop, on_poll=stop_when_pending)
     assert caught.value.task_canceled
     assert caught.value.status is TaskStatus.CANCELED
     states = {t["task_id"]: t["status"] for t in emulator_state(server)["tasks"]}
@@ -196,9 +195,7 @@ def test_cancel_event_leaves_a_running_task_running(
             stop.set()
 
     with client_for(server) as client, pytest.raises(WaitCancelled) as caught:
-        wait_for_task(
-            client, task_id, budget=LocalRateBudget(), cancel_event=stop, on_poll=stop_when_running
-        )
+        wait_for_task(client, task_id, cancel_event=stop, on_poll=stop_when_running)
     assert not caught.value.task_canceled
     assert caught.value.status is TaskStatus.RUNNING
     assert "not cancelled" in str(caught.value)
@@ -209,8 +206,8 @@ def test_cancel_event_leaves_a_running_task_running(
 def test_a_wrong_key_is_not_retried(start_emulator: StartEmulator) -> None:
     server = start_emulator()
     with (
-        Client("sk-wrong", base_url=server.base_url) as client,
+        Client("sk-wrong", base_url=server.base_url, budget=LocalRateBudget()) as client,
         pytest.raises(DashScopeError) as caught,
     ):
-        wait_for_task(client, "any-task", budget=LocalRateBudget(), timeout=30)
+        wait_for_task(client, "any-task", timeout=30)
     assert caught.value.status == 401

@@ -21,6 +21,7 @@ from tests.media import MediaFactory
 from vaceflow.catalog import Catalog
 from vaceflow.client import Client
 from vaceflow.jobs import parse_job
+from vaceflow.limits import AccountLimits
 from vaceflow.ratebudget import LocalRateBudget
 from vaceflow.responses import TaskResponse, TaskStatus
 from vaceflow.waiting import PollSchedule, TaskWatcher, sdk_interval
@@ -62,9 +63,9 @@ def test_one_task_costs_a_few_gets_and_its_end_is_noticed_within_the_dense_windo
     latency = 20.0
     server = start_emulator(latency=latency)
     seen: list[tuple[TaskStatus, int]] = []
-    with Client(TEST_KEY, base_url=server.base_url) as client:
+    with Client(TEST_KEY, base_url=server.base_url, budget=LocalRateBudget()) as client:
         task_id = client.submit(repaint(file_server.url(clip), 0)).output.task_id
-        with TaskWatcher(client, budget=LocalRateBudget(), schedule=SCHEDULE) as watcher:
+        with TaskWatcher(client, schedule=SCHEDULE) as watcher:
             done = watcher.wait(
                 task_id, expected=latency, on_poll=lambda s, _, n: seen.append((s, n))
             )
@@ -93,9 +94,10 @@ def test_many_tasks_cost_one_list_a_tick_and_one_get_each(
     latency, count = 10.0, 6
     server = start_emulator(latency=latency, concurrency=count, submit_qps=0)
     url = file_server.url(clip)
-    with Client(TEST_KEY, base_url=server.base_url) as client:
+    budget = LocalRateBudget(AccountLimits(submit_per_second=1000))  # submitted at once
+    with Client(TEST_KEY, base_url=server.base_url, budget=budget) as client:
         ids = [client.submit(repaint(url, n)).output.task_id for n in range(count)]
-        with TaskWatcher(client, budget=LocalRateBudget(), schedule=SCHEDULE) as watcher:
+        with TaskWatcher(client, schedule=SCHEDULE) as watcher:
             futures = [watcher.watch(task_id, expected=latency) for task_id in ids]
             results = [f.result(timeout=120) for f in futures]
             lists = watcher.list_calls

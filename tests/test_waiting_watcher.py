@@ -44,14 +44,14 @@ def sdk_poll_count(seconds: float) -> int:
 def test_a_batch_of_32_draws_no_429_and_about_one_query_per_task(
     start_emulator: StartEmulator, file_server: FileServer, clip: Path
 ) -> None:
-    limits = AccountLimits(query_per_second=5, list_per_second=5)
+    limits = AccountLimits(query_per_second=5, list_per_second=5, submit_per_second=1000)
     server = start_emulator(
         latency=2.0, concurrency=8, submit_qps=0, query_qps=5, list_qps=5, seed=3
     )
     url = file_server.url(clip)
-    with Client(TEST_KEY, base_url=server.base_url) as client:
+    with Client(TEST_KEY, base_url=server.base_url, budget=LocalRateBudget(limits)) as client:
         ids = [client.submit(repaint(url, n)).output.task_id for n in range(32)]
-        with TaskWatcher(client, budget=LocalRateBudget(limits), schedule=FAST) as watcher:
+        with TaskWatcher(client, schedule=FAST) as watcher:
             futures = {task_id: watcher.watch(task_id, expected=2.0) for task_id in ids}
             done, _ = wait(futures.values(), timeout=240)
             assert len(done) == len(ids)
@@ -72,8 +72,8 @@ def test_a_task_the_list_cannot_show_falls_back_to_its_own_gets(
 ) -> None:
     server = start_emulator()
     with (
-        Client(TEST_KEY, base_url=server.base_url) as client,
-        TaskWatcher(client, budget=LocalRateBudget(), grace=1.0) as watcher,
+        Client(TEST_KEY, base_url=server.base_url, budget=LocalRateBudget()) as client,
+        TaskWatcher(client, grace=1.0) as watcher,
     ):
         future = watcher.watch("no-such-task")
         with pytest.raises(TaskFailed) as caught:
@@ -87,9 +87,9 @@ def test_wait_times_out_and_can_resume(
     start_emulator: StartEmulator, file_server: FileServer, clip: Path
 ) -> None:
     server = start_emulator(latency=4.0)
-    with Client(TEST_KEY, base_url=server.base_url) as client:
+    with Client(TEST_KEY, base_url=server.base_url, budget=LocalRateBudget()) as client:
         task_id = client.submit(repaint(file_server.url(clip), 0)).output.task_id
-        with TaskWatcher(client, budget=LocalRateBudget(), schedule=FAST) as watcher:
+        with TaskWatcher(client, schedule=FAST) as watcher:
             with pytest.raises(WaitTimeout) as caught:
                 watcher.wait(task_id, timeout=1.5)
             assert not isinstance(caught.value, TaskFailed)
@@ -101,8 +101,8 @@ def test_wait_times_out_and_can_resume(
 def test_the_same_task_watched_twice_shares_one_future(start_emulator: StartEmulator) -> None:
     server = start_emulator()
     with (
-        Client(TEST_KEY, base_url=server.base_url) as client,
-        TaskWatcher(client, budget=LocalRateBudget(), schedule=FAST) as watcher,
+        Client(TEST_KEY, base_url=server.base_url, budget=LocalRateBudget()) as client,
+        TaskWatcher(client, schedule=FAST) as watcher,
     ):
         first, second = watcher.watch("t-1"), watcher.watch("t-1")
         assert first is second

@@ -7,10 +7,16 @@ never costs a submission. Unknown fields are refused (a typo is an error, not a 
 
 Serialise with `job.to_body()`: it keeps exactly the fields that were set, so a body
 copied from the reference parses and serialises back to the same JSON.
+
+A job's inputs are references until it is sent: a local path, an http(s) URL or an
+s3:// URI as a user gives them, the conformed files' file:// URIs once prepared
+(`vaceflow.media.prepare`), and the URLs the service fetches only in the request that
+submits it (`vaceflow.pipeline.submit_job`); `with_media` is how each takes the last's place.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
 
@@ -128,7 +134,8 @@ Prompt = Annotated[
         json_schema_extra={"maxLength": PROMPT_MAX_CHARS},
     ),
 ]
-Url = Annotated[str, Field(min_length=1, description="A public URL (or oss:// reference).")]
+Url = Annotated[str, Field(min_length=1, description="A local path, http(s) URL or s3:// URI.")]
+"""An input as a user gives it; the request sent carries a URL the service fetches."""
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 Scale = Annotated[float, Field(ge=1.0, le=2.0)]
 UnitFloat = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -166,16 +173,21 @@ class _Input(_Strict):
         return found
 
 
-class _Parameters(_Strict):
-    duration: Literal[5] | None = Field(
-        default=None, description="Fixed at 5 seconds by the service."
-    )
+class _Common(_Strict):
+    """The parameters every function takes."""
+
     prompt_extend: bool | None = Field(
         default=None, description="Let an LLM rewrite the prompt (slower; helps short prompts)."
     )
-    seed: Seed | None = Field(default=None, description="Fix for reproducible results.")
+    seed: Seed | None = Field(default=None, description="Fix it to reproduce a result.")
     watermark: bool | None = Field(
-        default=None, description="Add an 'AI-generated' mark at the bottom right."
+        default=None, description='Add an "AI-generated" mark at the bottom right.'
+    )
+
+
+class _Parameters(_Common):
+    duration: Literal[5] | None = Field(
+        default=None, description="Fixed at 5 seconds by the service."
     )
 
 
@@ -205,23 +217,39 @@ class _Job(_Strict):
     def with_model(self, model: str) -> Self:
         return self.model_copy(update={"model": self._known_model(model)})
 
+    def with_media(self, refs: Mapping[Role, Sequence[str]]) -> Self:
+        """This job with the inputs of each role in `refs` put in their place: the
+        references a user gave become conformed files, then the URLs sent."""
+        body = self.model_dump(mode="json", exclude_unset=True)
+        for role, found in refs.items():
+            body["input"][role.api_field] = list(found) if role is Role.REF_IMAGE else found[0]
+        return self.model_validate(body)
+
 
 # --- image_reference ---------------------------------------------------------------
 
 
 class ImageReferenceInput(_Input):
     function: Literal[Function.IMAGE_REFERENCE] = Function.IMAGE_REFERENCE
-    ref_images_url: list[Url] = Field(min_length=1, max_length=MAX_REF_IMAGES)
+    prompt: Prompt = Field(description="What the video should show.")
+    ref_images_url: list[Url] = Field(
+        min_length=1,
+        max_length=MAX_REF_IMAGES,
+        description="1-3 images: subjects on a plain background, or one background.",
+    )
 
 
 class ImageReferenceParameters(_Parameters):
     obj_or_bg: list[ObjOrBg] | None = Field(
-        default=None, description="Per reference image: subject (obj) or background (bg)."
+        default=None,
+        description='Per image, "obj" (subject) or "bg" (background); needed for 2-3 images.',
     )
     size: Size = Field(default=Size.LANDSCAPE_16_9, description="Output width*height.")
 
 
 class ImageReferenceJob(_Job):
+    """A video from 1-3 reference images (subjects and a background)."""
+
     input: ImageReferenceInput
     parameters: ImageReferenceParameters = Field(default_factory=ImageReferenceParameters)
 
@@ -250,25 +278,28 @@ class ImageReferenceJob(_Job):
 
 class VideoRepaintingInput(_Input):
     function: Literal[Function.VIDEO_REPAINTING] = Function.VIDEO_REPAINTING
-    video_url: Url
+    prompt: Prompt = Field(description="What the video should show.")
+    video_url: Url = Field(description="The video whose motion to keep (cut to its first 5 s).")
     ref_images_url: list[Url] | None = Field(
-        default=None, min_length=1, max_length=MAX_REF_IMAGES_WITH_VIDEO
+        default=None,
+        min_length=1,
+        max_length=MAX_REF_IMAGES_WITH_VIDEO,
+        description="An optional subject to put in place of the video's.",
     )
 
 
-class VideoRepaintingParameters(_Strict):
+class VideoRepaintingParameters(_Common):
     control_condition: ControlCondition = Field(
         description="What to keep from the input video: pose (+/- face), depth or line art."
     )
     strength: UnitFloat = Field(
         default=1.0, description="How closely the output follows the input's motion (0-1)."
     )
-    prompt_extend: bool | None = None
-    seed: Seed | None = None
-    watermark: bool | None = None
 
 
 class VideoRepaintingJob(_Job):
+    """Restyle a video, keeping its pose, depth or line art."""
+
     input: VideoRepaintingInput
     parameters: VideoRepaintingParameters
 
@@ -278,15 +309,23 @@ class VideoRepaintingJob(_Job):
 
 class VideoEditInput(_Input):
     function: Literal[Function.VIDEO_EDIT] = Function.VIDEO_EDIT
-    video_url: Url
+    prompt: Prompt = Field(description="What the masked area should show.")
+    video_url: Url = Field(description="The video to edit (cut to its first 5 s).")
     ref_images_url: list[Url] | None = Field(
-        default=None, min_length=1, max_length=MAX_REF_IMAGES_WITH_VIDEO
+        default=None,
+        min_length=1,
+        max_length=MAX_REF_IMAGES_WITH_VIDEO,
+        description="An optional subject or background for the edited area.",
     )
-    mask_image_url: Url | None = None
+    mask_image_url: Url | None = Field(
+        default=None, description="White marks the area to edit, black what to keep."
+    )
     mask_frame_id: int = Field(
-        default=1, ge=1, description="Frame (1-based) of the video that the mask image marks."
+        default=1, ge=1, description="The frame (1 = first) that the mask image marks."
     )
-    mask_video_url: Url | None = None
+    mask_video_url: Url | None = Field(
+        default=None, description="A mask per frame, same size, rate and length as the video."
+    )
 
     one_of: ClassVar[tuple[str, ...]] = ("mask_image_url", "mask_video_url")
 
@@ -312,11 +351,15 @@ class VideoEditParameters(_Parameters):
     expand_ratio: UnitFloat = Field(
         default=0.05, description="How far a tracking mask grows around the object (0-1)."
     )
-    expand_mode: ExpandMode = Field(default=ExpandMode.HULL, description="Tracking mask shape.")
+    expand_mode: ExpandMode = Field(
+        default=ExpandMode.HULL, description="The tracking mask's shape: hull, bbox or original."
+    )
     size: Size = Field(default=Size.LANDSCAPE_16_9, description="Output width*height.")
 
 
 class VideoEditJob(_Job):
+    """Repaint the masked area of a video."""
+
     input: VideoEditInput
     parameters: VideoEditParameters = Field(default_factory=VideoEditParameters)
 
@@ -326,10 +369,18 @@ class VideoEditJob(_Job):
 
 class VideoExtensionInput(_Input):
     function: Literal[Function.VIDEO_EXTENSION] = Function.VIDEO_EXTENSION
-    first_frame_url: Url | None = None
-    last_frame_url: Url | None = None
-    first_clip_url: Url | None = None
-    last_clip_url: Url | None = None
+    prompt: Prompt = Field(description="What happens in the generated part.")
+    first_frame_url: Url | None = Field(
+        default=None, description="The image the video starts from."
+    )
+    last_frame_url: Url | None = Field(default=None, description="The image the video ends on.")
+    first_clip_url: Url | None = Field(
+        default=None,
+        description="A clip the video continues (its end is kept, at most 3 s in all).",
+    )
+    last_clip_url: Url | None = Field(
+        default=None, description="A clip the video leads into (its start is kept)."
+    )
     video_url: Url | None = Field(
         default=None, description="A motion guide; needs parameters.control_condition."
     )
@@ -349,10 +400,14 @@ class VideoExtensionInput(_Input):
 
 
 class VideoExtensionParameters(_Parameters):
-    control_condition: ControlCondition | Literal[""] = ""
+    control_condition: ControlCondition | Literal[""] = Field(
+        default="", description="What to take from the guide video."
+    )
 
 
 class VideoExtensionJob(_Job):
+    """Continue from frames or clips (first/last) into 5 s of video."""
+
     input: VideoExtensionInput
     parameters: VideoExtensionParameters = Field(default_factory=VideoExtensionParameters)
 
@@ -371,17 +426,22 @@ class VideoExtensionJob(_Job):
 
 class VideoOutpaintingInput(_Input):
     function: Literal[Function.VIDEO_OUTPAINTING] = Function.VIDEO_OUTPAINTING
-    video_url: Url
+    prompt: Prompt = Field(description="What the new surroundings should show.")
+    video_url: Url = Field(description="The video to extend (cut to its first 5 s).")
 
 
 class VideoOutpaintingParameters(_Parameters):
-    top_scale: Scale = Field(default=1.0, description="Extend upward by this ratio (1-2).")
+    top_scale: Scale = Field(
+        default=1.0, description="Extend upward by this ratio (1 = not at all, 2 = double)."
+    )
     bottom_scale: Scale = Field(default=1.0, description="Extend downward by this ratio (1-2).")
     left_scale: Scale = Field(default=1.0, description="Extend to the left by this ratio (1-2).")
     right_scale: Scale = Field(default=1.0, description="Extend to the right by this ratio (1-2).")
 
 
 class VideoOutpaintingJob(_Job):
+    """Extend a video's picture beyond its borders."""
+
     input: VideoOutpaintingInput
     parameters: VideoOutpaintingParameters = Field(default_factory=VideoOutpaintingParameters)
 

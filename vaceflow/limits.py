@@ -144,13 +144,21 @@ OUTPUT = OutputRules()
 
 @dataclass(frozen=True)
 class AccountLimits:
-    """Shared by every key of one Alibaba Cloud account (the contract's table)."""
+    """Shared by every key of one Alibaba Cloud account (the contract's table). An
+    account with other figures says so in its settings (`Settings.account`)."""
 
     submit_per_second: float = 2.0
     concurrent_tasks: int = 2
     query_per_second: float = 20.0
     list_per_second: float = 20.0
     cancel_per_second: float = 20.0
+    in_flight: int = 4
+    """Jobs submitted and not yet ended at once, across every worker (vaceflow's choice,
+    within what the service accepts: it queues what it cannot run yet): every running
+    slot busy plus one queued behind each. A task that ends is then followed at once by
+    one already there, whenever its end is noticed; a queued task waits no longer than
+    one task runs, far from the 24 h a task id lives. 4 = 2 running x (1 + 1 queued):
+    an account with more running slots raises both."""
     task_ttl_seconds: int = 24 * 3600
     """task_id and video_url both expire after 24 h."""
     upload_ttl_seconds: int = 48 * 3600
@@ -161,17 +169,6 @@ class AccountLimits:
     """One task, submit to end, by the provider's "5 to 10 minutes": the one typical
     duration (estimates, progress) until the catalog has measured medians. Prices are
     settings (`Settings.pricing`)."""
-    queued_per_slot: int = 1
-    """Tasks kept waiting at the service per running slot (vaceflow's choice, within
-    what the service accepts: it queues what it cannot run yet). A task that ends is
-    then followed at once by one already there, whenever its end is noticed; a queued
-    task waits no longer than one task runs, far from the 24 h a task id lives."""
-
-    @property
-    def in_flight(self) -> int:
-        """The default bound on jobs submitted and not yet ended: every running slot
-        busy, plus one queued behind each (`queued_per_slot`)."""
-        return self.concurrent_tasks * (1 + self.queued_per_slot)
 
 
 ACCOUNT = AccountLimits()

@@ -7,7 +7,8 @@ step, so any step can be re-run after a crash and pick up where the row says:
     claim_job      the row, and what to do next (done / submit / resume / collect);
                    a submit left unanswered is settled first (`settle_submit`)
     stage_inputs   conformed files -> URLs the service can fetch (content-addressed)
-    submit_job     THE money path: the only call of `Client.submit` in vaceflow
+    submit_job     THE money path: the only call of `Client.submit` in vaceflow; the
+                   job's inputs become those URLs here and nowhere else
     await_result   follow the task to its end through the shared watcher
     collect_result download, verify, thumbnail, publish, record
 """
@@ -38,7 +39,7 @@ from vaceflow.errors import (
 )
 from vaceflow.failpoints import failpoint
 from vaceflow.identity import job_identity
-from vaceflow.jobs import Job, parse_job
+from vaceflow.jobs import Job
 from vaceflow.limits import Role
 from vaceflow.media.prepare import PreparedJob
 from vaceflow.reconcile import Verdict, reconcile
@@ -57,7 +58,7 @@ __all__ = [
     "Collected",
     "JobUncertain",
     "Next",
-    "StagedJob",
+    "Staged",
     "await_result",
     "cancel_if_pending",
     "claim_job",
@@ -97,16 +98,8 @@ class Claim:
     next: Next
 
 
-@dataclass(frozen=True)
-class StagedJob:
-    """The job as the service will see it: every input a fetchable URL."""
-
-    job: Job
-    staged: list[StagedInput]
-
-    @property
-    def oss_resolve(self) -> bool:
-        return needs_oss_resolve(self.staged)
+Staged = dict[Role, list[StagedInput]]
+"""Every conformed input where the service can fetch it, by role, in request order."""
 
 
 def input_hashes(prepared: PreparedJob) -> dict[Role, list[str]]:
@@ -206,9 +199,7 @@ def settle_submit(svc: Services, job_id: str) -> JobRecord:
             continue
         if svc.settings.reconcile == "off":
             raise JobUncertain(record)
-        found = reconcile(
-            svc.catalog, svc.client, svc.budget, job_id, margin=svc.settings.reconcile_margin
-        )
+        found = reconcile(svc.catalog, svc.client, job_id, margin=svc.settings.reconcile_margin)
         if found.verdict is Verdict.EARLY:
             if not said:
                 log.info("job %s: no answer to its submit; %s", job_id, found.summary)
@@ -244,16 +235,11 @@ def _follow(svc: Services, job_id: str) -> JobRecord:
         time.sleep(POLL_SECONDS)
 
 
-def stage_inputs(svc: Services, record: JobRecord, prepared: PreparedJob) -> StagedJob:
+def stage_inputs(svc: Services, record: JobRecord, prepared: PreparedJob) -> Staged:
     """Put every conformed input where the service can fetch it; refuse URLs it cannot."""
-    staged_by_role: dict[Role, list[StagedInput]] = {}
-    for role, paths in prepared.files.items():
-        staged_by_role[role] = [svc.stager.stage(Path(p)) for p in paths]
-    body = prepared.job.to_body()
-    for role, staged in staged_by_role.items():
-        urls = [s.url for s in staged]
-        body["input"][role.api_field] = urls if role is Role.REF_IMAGE else urls[0]
-    job = parse_job(body)
+    staged_by_role: Staged = {
+        role: [svc.stager.stage(path) for path in paths] for role, paths in prepared.files.items()
+    }
     every = [s for group in staged_by_role.values() for s in group]
     check_fetchable(svc.client.endpoint, [s.url for s in every])
     expiries = [s.expires_at for s in every if s.expires_at is not None]
@@ -274,7 +260,7 @@ def stage_inputs(svc: Services, record: JobRecord, prepared: PreparedJob) -> Sta
         log.info("job %s: another run submitted it; following that run", record.id)
     for s in every:
         log.info("staged %s (%s bytes) at %s", s.key, s.size, s.redacted)
-    return StagedJob(job=job, staged=every)
+    return staged_by_role
 
 
 def _owner() -> str:
@@ -285,17 +271,20 @@ class _RowLost(Exception):
     """The row was taken over before our request left: nothing was sent."""
 
 
-def submit_job(svc: Services, record: JobRecord, staged: StagedJob) -> JobRecord:
-    """Submit the job once; the one place vaceflow calls `Client.submit`.
+def submit_job(
+    svc: Services, record: JobRecord, prepared: PreparedJob, staged: Staged
+) -> JobRecord:
+    """Submit the job once, its inputs the `staged` URLs; the one place vaceflow calls
+    `Client.submit`.
 
     The ledger's protocol (`vaceflow.catalog.ledger`): take the row (a run that sent
-    nothing is taken over at once), take a submit slot of the rate budget, mark the row
-    `sending` just before the request leaves, and write the task id the moment it comes
-    back. An answer with an error created nothing: the row is given back and the error
-    raised. An answer that never came is settled from the provider's task list once the
-    request's window has closed (`settle_submit`): the task found is resumed, and a
-    submit the service never accepted is sent again, once. A run that finds the row
-    held follows the holder's task instead of submitting.
+    nothing is taken over at once), let the client take a submit slot of the rate
+    budget, mark the row `sending` just before the request leaves, and write the task
+    id the moment it comes back. An answer with an error created nothing: the row is
+    given back and the error raised. An answer that never came is settled from the
+    provider's task list once the request's window has closed (`settle_submit`): the
+    task found is resumed, and a submit the service never accepted is sent again, once.
+    A run that finds the row held follows the holder's task instead of submitting.
 
     Failpoints (`vaceflow.failpoints`), in order: submit.before_lease, submit.before_slot,
     submit.before_send, submit.sending (marked, not yet sent), submit.before_record,
@@ -303,11 +292,13 @@ def submit_job(svc: Services, record: JobRecord, staged: StagedJob) -> JobRecord
     """
     catalog = svc.catalog
     owner = _owner()
+    job = prepared.job.with_media({role: [s.url for s in got] for role, got in staged.items()})
+    oss_resolve = needs_oss_resolve([s for got in staged.values() for s in got])
     failpoint("submit.before_lease")
     take_over, unaccepted = True, 0
     while True:
         if catalog.begin_submit(record.id, owner, SUBMIT_LEASE_SECONDS, take_over=take_over):
-            done = _send(svc, record.id, owner, staged)
+            done = _send(svc, record.id, owner, job, oss_resolve)
             if done.task_id is None and done.status is JobStatus.NEW:  # settled: not accepted
                 unaccepted += 1
                 if unaccepted > 1:
@@ -323,15 +314,19 @@ def submit_job(svc: Services, record: JobRecord, staged: StagedJob) -> JobRecord
         take_over = False
 
 
-def _send(svc: Services, job_id: str, owner: str, staged: StagedJob) -> JobRecord:
+def _send(svc: Services, job_id: str, owner: str, job: Job, oss_resolve: bool) -> JobRecord:
     """One submit from a held row: the task's row, or the row as it stands when the
     request created nothing (lost to another run, or refused before any answer)."""
     catalog = svc.catalog
     window = svc.client.submit_window
     marked = answered = False
+    on_wire = contextlib.ExitStack()
 
     def before_send() -> None:
+        """The client holds its submit slot: from here a stop waits for the answer."""
         nonlocal marked
+        if not marked:
+            on_wire.enter_context(sending())
         failpoint("submit.before_send")
         if not catalog.mark_sending(job_id, owner, window):
             raise _RowLost
@@ -340,11 +335,10 @@ def _send(svc: Services, job_id: str, owner: str, staged: StagedJob) -> JobRecor
 
     try:
         failpoint("submit.before_slot")
-        svc.budget.acquire("submit")
-        with sending():
+        with on_wire:
             try:
                 answer = svc.client.submit(
-                    staged.job, oss_resolve=staged.oss_resolve or None, before_send=before_send
+                    job, oss_resolve=oss_resolve or None, before_send=before_send
                 )
             except DashScopeTransportError as exc:
                 if not exc.sent:
@@ -452,7 +446,7 @@ def collect_result(
     record: JobRecord,
     task: TaskResponse,
     *,
-    staged: list[StagedInput] | None = None,
+    staged: Staged | None = None,
 ) -> Collected:
     """Download and verify the video, draw its contact sheet, publish and record them."""
     url = task.output.video_url
@@ -481,7 +475,8 @@ def collect_result(
     done = svc.catalog.record_output(record.id, output)
     if staged and not svc.settings.keep_inputs:
         in_use = svc.catalog.inputs_in_use(exclude=record.id)
-        discard_inputs(svc.stager, [s for s in staged if s.sha256 not in in_use], keep=False)
+        sent = [s for got in staged.values() for s in got if s.sha256 not in in_use]
+        discard_inputs(svc.stager, sent, keep=False)
     log.info("job %s collected: %s (sha256 %s)", record.id, video.path, video.sha256[:12])
     return Collected(
         record=done, video=video.path, thumbnail=thumbnail, link=link, thumbnail_link=thumbnail_link
@@ -508,7 +503,6 @@ def cancel_if_pending(svc: Services, flow_run_id: str) -> bool:
     if record is None or record.task_id is None or record.status.is_final:
         return False
     try:
-        svc.budget.acquire("cancel")
         svc.client.cancel(record.task_id)
     except DashScopeError as exc:
         log.warning("task %s not cancelled: %s", record.task_id, exc)

@@ -1,17 +1,14 @@
 """One budget for every call an account makes, so many jobs polling at once never draw a 429.
 
 The account's limits (`limits.ACCOUNT`) are shared by every key, worker and job: a
-status query of one job spends the same budget as a query of any other. Callers ask
-`budget.acquire(kind)` before each call and block until a slot is free.
+status query of one job spends the same budget as a query of any other. The DashScope
+client spends it (`vaceflow.client`): every request it sends, a retry included, first
+waits in `budget.acquire(kind)` for a slot, so no caller can forget to.
 
 `LocalRateBudget` is a token bucket per kind for one process. Several processes share
 one account through another implementation of the one-method `RateBudget` protocol,
-e.g. over Prefect global concurrency limits (one per kind, with slot decay set to the
-rate), in the layer that may import Prefect:
-
-    class PrefectRateBudget:
-        def acquire(self, kind: CallKind) -> None:
-            prefect.concurrency.sync.rate_limit(f"dashscope-{kind}")
+over Prefect global concurrency limits (one per kind, with slot decay set to the rate),
+in the layer that may import Prefect (`tasks.runtime.PrefectRateBudget`).
 """
 
 from __future__ import annotations

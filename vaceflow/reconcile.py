@@ -34,7 +34,6 @@ from typing import Protocol
 from vaceflow.catalog import Catalog, CatalogConflict, JobRecord, JobStatus
 from vaceflow.errors import DashScopeError
 from vaceflow.limits import ACCOUNT
-from vaceflow.ratebudget import RateBudget
 from vaceflow.responses import TaskListItem, TaskListResponse
 
 __all__ = ["Reconciliation", "TaskLister", "Verdict", "Window", "decide", "reconcile"]
@@ -151,7 +150,6 @@ def decide(
 def reconcile(
     catalog: Catalog,
     client: TaskLister,
-    budget: RateBudget,
     job_id: str,
     *,
     margin: float,
@@ -178,7 +176,7 @@ def reconcile(
         )
         return _note(catalog, result, apply)
     try:
-        listed = _read(client, budget, window, model=record.model, page_size=page_size)
+        listed = _read(client, window, model=record.model, page_size=page_size)
     except DashScopeError as exc:
         result = Reconciliation(
             job_id, Verdict.LIST_FAILED, window, detail=f"the task list could not be read: {exc}"
@@ -217,15 +215,12 @@ def reconcile(
     return _note(catalog, result, apply)
 
 
-def _read(
-    client: TaskLister, budget: RateBudget, window: Window, *, model: str, page_size: int
-) -> list[TaskListItem]:
+def _read(client: TaskLister, window: Window, *, model: str, page_size: int) -> list[TaskListItem]:
     """Every task of `model` created in the window. The list's bounds are whole seconds
     of the service's clock: the end is rounded up, and `Window.holds` keeps the rest."""
     items: list[TaskListItem] = []
     page = 1
     while True:
-        budget.acquire("list")
         answer = client.list(
             start=window.start,
             end=window.end + timedelta(seconds=1),

@@ -1,21 +1,22 @@
-"""The long-lived things one process uses to run jobs, built once from the settings.
+"""The long-lived things jobs run with, built once from the settings.
 
-A catalog, a DashScope client, a stager, an output store, one rate budget and one
-TaskWatcher: every job of the process shares them, so a batch of hundreds shares one
-connection pool, one query budget and one watcher (a call a tick, whatever the
-number of tasks). The Prefect layer swaps
-the budget for one backed by Prefect's global rate limits when a server is configured.
+A catalog, a DashScope client (which spends one rate budget on every call), a stager,
+an output store, one TaskWatcher and the account's in-flight slots: every job run with
+them shares them, so a batch of hundreds shares one connection pool, one query budget
+and one watcher (a call a tick, whatever the number of tasks). The Prefect layer swaps
+the budget and the slots for ones backed by Prefect's global limits when a server is
+configured (`tasks.runtime`).
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
 from vaceflow.catalog import Catalog
 from vaceflow.client import Client
+from vaceflow.inflight import LocalSlots, Slots
 from vaceflow.ratebudget import LocalRateBudget, RateBudget
 from vaceflow.settings import Settings
 from vaceflow.storage.choose import open_output_store, open_stager
@@ -26,27 +27,40 @@ from vaceflow.waiting import PollSchedule, TaskWatcher
 __all__ = ["Services"]
 
 
-@dataclass
 class Services:
-    settings: Settings
-    catalog: Catalog
-    budget: RateBudget
-    _client: Client | None = None
-    _stager: Stager | None = None
-    _store: S3Store | None = None
-    _store_checked: bool = False
-    _watcher: TaskWatcher | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    """The settings' catalog, rate budget and in-flight slots, and the client, stager,
+    output store and watcher made from them on first use (a dry run needs no key)."""
+
+    def __init__(
+        self, settings: Settings, catalog: Catalog, budget: RateBudget, in_flight: Slots
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.budget = budget
+        self.in_flight = in_flight
+        """The account's bound on jobs submitted and not yet ended (`vaceflow.inflight`)."""
+        self._client: Client | None = None
+        self._stager: Stager | None = None
+        self._store: S3Store | None = None
+        self._store_checked = False
+        self._watcher: TaskWatcher | None = None
+        self._lock = threading.Lock()
 
     @classmethod
     def from_settings(
-        cls, settings: Settings | None = None, *, budget: RateBudget | None = None
+        cls,
+        settings: Settings | None = None,
+        *,
+        budget: RateBudget | None = None,
+        in_flight: Slots | None = None,
     ) -> Self:
+        """By default the account's budget and bound for this process alone."""
         settings = settings or Settings.load()
         return cls(
-            settings=settings,
-            catalog=Catalog.from_settings(settings),
-            budget=budget or LocalRateBudget(),
+            settings,
+            Catalog.from_settings(settings),
+            budget or LocalRateBudget(settings.account),
+            in_flight or LocalSlots(settings.account.in_flight),
         )
 
     @property
@@ -54,7 +68,7 @@ class Services:
         """The DashScope client, made on first use (a dry run never needs a key)."""
         with self._lock:
             if self._client is None:
-                self._client = Client.from_settings(self.settings)
+                self._client = Client.from_settings(self.settings, budget=self.budget)
             return self._client
 
     @property
@@ -80,14 +94,13 @@ class Services:
             if self._watcher is None:
                 self._watcher = TaskWatcher(
                     self._client_unlocked(),
-                    budget=self.budget,
                     schedule=PollSchedule(dense=self.settings.status_interval),
                 )
             return self._watcher
 
     def _client_unlocked(self) -> Client:
         if self._client is None:
-            self._client = Client.from_settings(self.settings)
+            self._client = Client.from_settings(self.settings, budget=self.budget)
         return self._client
 
     @property

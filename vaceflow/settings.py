@@ -31,6 +31,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from vaceflow.limits import ACCOUNT, AccountLimits
+from vaceflow.options import WAIT_TIMEOUT_MINUTES
 from vaceflow.regions import Region, parse_region
 from vaceflow.trust import MAX_JOB_FILE_BODIES, MAX_JOB_FILE_BYTES
 
@@ -117,7 +119,11 @@ class Settings(BaseSettings):
     """Everything configurable. The environment wins over the dev stack's env file."""
 
     model_config = SettingsConfigDict(
-        env_prefix="VACEFLOW_", extra="ignore", populate_by_name=True, frozen=True
+        env_prefix="VACEFLOW_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
     )
 
     # --- DashScope ------------------------------------------------------------------
@@ -173,8 +179,26 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("VACEFLOW_S3_SESSION_TOKEN", "AWS_SESSION_TOKEN"),
     )
 
+    # --- the account's limits, shared by every worker -------------------------------
+    account: AccountLimits = ACCOUNT
+    """The contract's figures unless the account has others: VACEFLOW_ACCOUNT__IN_FLIGHT=6
+    (jobs submitted and not yet ended at once), VACEFLOW_ACCOUNT__QUERY_PER_SECOND=40,
+    or all at once as JSON in VACEFLOW_ACCOUNT. On a Prefect server they are set once, by
+    `vaceflow dev up` or `vaceflow deploy` (or the first run, when none are there); a
+    flow never resizes them, a batch may only ask for fewer in flight."""
+
+    @field_validator("account")
+    @classmethod
+    def _positive(cls, value: AccountLimits) -> AccountLimits:
+        if value.in_flight < 1 or value.concurrent_tasks < 1:
+            raise ValueError("account: in_flight and concurrent_tasks are at least 1")
+        rates = (value.submit_per_second, value.query_per_second, value.list_per_second)
+        if min(*rates, value.cancel_per_second) <= 0:
+            raise ValueError("account: every rate (calls a second) is above 0")
+        return value
+
     # --- jobs -----------------------------------------------------------------------
-    wait_timeout: float = Field(default=30 * 60, gt=0)
+    wait_timeout: float = Field(default=WAIT_TIMEOUT_MINUTES * 60, gt=0)
     status_interval: float = Field(default=5.0, gt=0, le=60)
     """Seconds between looks at a task around its expected end (the catalog's median run
     time): the most an end there is noticed late. Far from it the watcher sleeps longer

@@ -1,6 +1,9 @@
-"""One job from its spec to its record: the steps in order, written once (`run_steps`).
+"""One job to its record: the steps in order, written once (`run_steps`).
 
     prepare -> claim -> [stage -> submit] -> wait -> collect -> record
+
+The job is prepared once per run: a caller that prepared it already (the CLI, to show
+the plan and the estimate) hands over the prepared job, and the steps begin at claim.
 
 with the rules between them: a job the catalog has done returns without a paid call,
 a recorded task is resumed, a task that failed may be submitted once more (UNKNOWN, or
@@ -16,9 +19,8 @@ catalog rows, so it resumes after a crash exactly as a flow does.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 from vaceflow.catalog import Catalog, JobRecord, JobStatus
@@ -30,15 +32,14 @@ from vaceflow.errors import (
     WaitCancelled,
     WaitTimeout,
 )
-from vaceflow.limits import ACCOUNT
+from vaceflow.jobs import Job
 from vaceflow.media.prepare import PreparedJob, prepare
-from vaceflow.media.spec import JobSpec
 from vaceflow.pipeline import (
     Claim,
     Collected,
     JobUncertain,
     Next,
-    StagedJob,
+    Staged,
     await_result,
     claim_job,
     collect_result,
@@ -62,18 +63,18 @@ class JobSteps(Protocol):
     @property
     def log(self) -> logging.Logger | logging.LoggerAdapter[logging.Logger]: ...
 
-    def prepare(self, spec: JobSpec) -> PreparedJob: ...
+    def prepare(self, job: Job) -> PreparedJob: ...
 
     def claim(self, prepared: PreparedJob, *, fresh: bool, parent_id: str | None) -> Claim: ...
 
-    def stage(self, record: JobRecord, prepared: PreparedJob) -> StagedJob: ...
+    def stage(self, record: JobRecord, prepared: PreparedJob) -> Staged: ...
 
-    def submit(self, record: JobRecord, staged: StagedJob) -> JobRecord: ...
+    def submit(self, record: JobRecord, prepared: PreparedJob, staged: Staged) -> JobRecord: ...
 
     def wait(self, record: JobRecord, timeout_seconds: float) -> TaskResponse: ...
 
     def collect(
-        self, record: JobRecord, task: TaskResponse, staged: StagedJob | None
+        self, record: JobRecord, task: TaskResponse, staged: Staged | None
     ) -> Collected: ...
 
     def record(self, collected: Collected) -> JobRecord: ...
@@ -84,62 +85,66 @@ class JobSteps(Protocol):
 
     def mark_resubmit(self, job_id: str, reason: str) -> JobRecord: ...
 
-    def in_flight_slot(self, limit: int) -> AbstractContextManager[None]: ...
+    def in_flight_slot(self) -> AbstractContextManager[None]:
+        """One slot of the jobs in flight this run may have (`vaceflow.inflight`)."""
+        ...
 
 
 def run_steps(
     steps: JobSteps,
-    spec: JobSpec,
+    job: Job | PreparedJob,
     *,
+    timeout_minutes: float,
     fresh: bool = False,
-    timeout_minutes: float = 30.0,
     resubmit_on_algo_error: bool = False,
-    max_in_flight: int = ACCOUNT.in_flight,
     parent_id: str | None = None,
 ) -> JobRecord:
-    """The job's pipeline; returns its catalog record (raises as the step that failed)."""
+    """The job's pipeline (from claim on when `job` is prepared already); returns its
+    catalog record (raises as the step that failed)."""
     hold_stops_while_submitting()  # a stop waits for a submit on the wire (main thread)
     log = steps.log
-    prepared = steps.prepare(spec)
+    prepared = job if isinstance(job, PreparedJob) else steps.prepare(job)
     for warning in prepared.warnings:
         log.warning(warning)
     claimed = steps.claim(prepared, fresh=fresh, parent_id=parent_id)
-    job = claimed.record
+    record = claimed.record
     if claimed.next is Next.DONE:
-        log.info("job %s already succeeded: no new submission", job.id)
-        return job
-    staged: StagedJob | None = None
+        log.info("job %s already succeeded: no new submission", record.id)
+        return record
+    staged: Staged | None = None
     step = claimed.next
     resubmitted = False
     try:
         while True:
             try:
-                with steps.in_flight_slot(max_in_flight):
+                with steps.in_flight_slot():
                     if step is Next.SUBMIT:
-                        staged = steps.stage(job, prepared)
-                        job = steps.submit(job, staged)
-                    result = steps.wait(job, timeout_minutes * 60)
+                        staged = steps.stage(record, prepared)
+                        record = steps.submit(record, prepared, staged)
+                    result = steps.wait(record, timeout_minutes * 60)
                 break
             except TaskFailed as exc:
                 reason = resubmit_reason(exc, allow_algo_error=resubmit_on_algo_error)
                 if resubmitted or reason is None:
                     raise
-                log.warning("job %s: %s; submitting it once more", job.id, reason)
-                job = steps.mark_resubmit(job.id, reason)
+                log.warning("job %s: %s; submitting it once more", record.id, reason)
+                record = steps.mark_resubmit(record.id, reason)
                 step, resubmitted = Next.SUBMIT, True
-        return steps.record(steps.collect(job, result, staged))
+        return steps.record(steps.collect(record, result, staged))
     except (WaitTimeout, WaitCancelled, JobUncertain):
         raise  # the task is kept (or may exist): nothing to mark failed
     except TaskFailed as exc:
-        steps.record_failure(job.id, exc.code, str(exc), final=True, result_lost=False)
+        steps.record_failure(record.id, exc.code, str(exc), final=True, result_lost=False)
         raise
     except ResultExpired as exc:  # the link outlives the task id: the video is lost
-        steps.record_failure(job.id, None, str(exc), final=True, result_lost=True)
+        steps.record_failure(record.id, None, str(exc), final=True, result_lost=True)
         raise
     except VaceflowError as exc:
         refused_for_now = isinstance(exc, DashScopeError) and exc.retryable
         code = getattr(exc, "code", None)
-        steps.record_failure(job.id, code, str(exc), final=not refused_for_now, result_lost=False)
+        steps.record_failure(
+            record.id, code, str(exc), final=not refused_for_now, result_lost=False
+        )
         raise
 
 
@@ -174,24 +179,22 @@ class LocalSteps:
     def __init__(self, svc: Services, *, on_status: JobListener | None = None) -> None:
         self._svc = svc
         self._on_status = on_status
-        self._slots: dict[int, threading.BoundedSemaphore] = {}
-        self._lock = threading.Lock()
 
     @property
     def log(self) -> logging.Logger:
         return logging.getLogger("vaceflow.steps")
 
-    def prepare(self, spec: JobSpec) -> PreparedJob:
-        return prepare(spec)
+    def prepare(self, job: Job) -> PreparedJob:
+        return prepare(job)
 
     def claim(self, prepared: PreparedJob, *, fresh: bool, parent_id: str | None) -> Claim:
         return claim_job(self._svc, prepared, fresh=fresh, parent_id=parent_id)
 
-    def stage(self, record: JobRecord, prepared: PreparedJob) -> StagedJob:
+    def stage(self, record: JobRecord, prepared: PreparedJob) -> Staged:
         return stage_inputs(self._svc, record, prepared)
 
-    def submit(self, record: JobRecord, staged: StagedJob) -> JobRecord:
-        return submit_job(self._svc, record, staged)
+    def submit(self, record: JobRecord, prepared: PreparedJob, staged: Staged) -> JobRecord:
+        return submit_job(self._svc, record, prepared, staged)
 
     def wait(self, record: JobRecord, timeout_seconds: float) -> TaskResponse:
         listener = self._on_status
@@ -202,8 +205,8 @@ class LocalSteps:
 
         return await_result(self._svc, record, timeout=timeout_seconds, on_status=on_status)
 
-    def collect(self, record: JobRecord, task: TaskResponse, staged: StagedJob | None) -> Collected:
-        return collect_result(self._svc, record, task, staged=staged.staged if staged else None)
+    def collect(self, record: JobRecord, task: TaskResponse, staged: Staged | None) -> Collected:
+        return collect_result(self._svc, record, task, staged=staged)
 
     def record(self, collected: Collected) -> JobRecord:
         return self._svc.catalog.get(collected.record.id)
@@ -218,10 +221,5 @@ class LocalSteps:
     def mark_resubmit(self, job_id: str, reason: str) -> JobRecord:
         return self._svc.catalog.mark_resubmit(job_id, reason)
 
-    @contextmanager
-    def in_flight_slot(self, limit: int) -> Iterator[None]:
-        """One of this process's `limit` slots (no server: nothing is shared wider)."""
-        with self._lock:
-            slot = self._slots.setdefault(limit, threading.BoundedSemaphore(limit))
-        with slot:
-            yield
+    def in_flight_slot(self) -> AbstractContextManager[None]:
+        return self._svc.in_flight.slot()

@@ -15,6 +15,8 @@ from typing import Any
 
 import typer
 
+from vaceflow.options import WAIT_TIMEOUT_MINUTES
+
 __all__ = ["load_jobs", "outcome_lines", "register"]
 
 
@@ -65,25 +67,31 @@ def outcome_lines(outcomes: list[Any], below: Callable[[Any], list[str]]) -> lis
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
-    from vaceflow.limits import ACCOUNT
 
     @app.command()
     def batch(
         file: Path = typer.Argument(..., exists=True, dir_okay=False, help="YAML or JSON jobs."),
-        max_in_flight: int = typer.Option(
-            ACCOUNT.in_flight,
+        max_in_flight: int | None = typer.Option(
+            None,
             "--max-in-flight",
             min=1,
             max=100,
-            help="Jobs submitted and not yet ended at once (the account runs 2 at a time; "
-            "the default keeps one queued behind each, so a freed slot never idles).",
+            help="Jobs submitted and not yet ended at once, within the account's bound "
+            "(VACEFLOW_ACCOUNT__IN_FLIGHT, 4: its 2 running slots with one queued behind "
+            "each, so a freed slot never idles) [default: the account's bound].",
+            show_default=False,
         ),
         dry_run: bool = typer.Option(False, "--dry-run", help="Prepare and estimate only."),
         budget: float | None = typer.Option(
             None, "--budget", min=0, metavar="AMOUNT", help="Refuse (exit 3) above this cost."
         ),
         fresh: bool = typer.Option(False, "--fresh", help="Pay again for cataloged jobs."),
-        timeout_minutes: float = typer.Option(30.0, "--timeout-minutes", min=0.1),
+        timeout_minutes: float = typer.Option(
+            WAIT_TIMEOUT_MINUTES,
+            "--timeout-minutes",
+            min=0.1,
+            help="Per job: stop waiting after this long; the task is kept for a re-run.",
+        ),
         json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
     ) -> None:
         """Run every job in a YAML or JSON file.
@@ -96,7 +104,7 @@ def register(app: typer.Typer) -> None:
 
 def _batch(
     file: Path,
-    max_in_flight: int,
+    max_in_flight: int | None,
     dry_run: bool,
     budget: float | None,
     fresh: bool,
@@ -108,9 +116,8 @@ def _batch(
     from vaceflow.cli.run import _budget_error, _estimate
     from vaceflow.cli.running import EXIT, progress
     from vaceflow.errors import InputRefused, MediaError, VaceflowError
-    from vaceflow.limits import ACCOUNT
     from vaceflow.media.prepare import prepare
-    from vaceflow.media.spec import JobSpec
+    from vaceflow.settings import Settings
 
     console = Console(soft_wrap=True)
     current: int | None = None
@@ -118,7 +125,7 @@ def _batch(
         jobs = load_jobs(file)
         prepared = []
         for current, job in enumerate(jobs):  # noqa: B007 (read in the except clause)
-            prepared.append(prepare(JobSpec.from_job(job)))
+            prepared.append(prepare(job))
     except VaceflowError as exc:
         where = f"job {current}: " if current is not None else ""
         rule = f" (rule: {exc.rule})" if isinstance(exc, InputRefused) else ""
@@ -132,7 +139,8 @@ def _batch(
             said = _CLASS_NAME.sub("", str(exc)) if isinstance(exc, MediaError) else str(exc)
             echo(wrap(f"refused: {where}{said}{rule}", indent="  "), err=True)
         raise typer.Exit(EXIT["refused"]) from None
-    running = min(max_in_flight, ACCOUNT.concurrent_tasks)  # the rest only queue
+    account = Settings.load().account
+    running = min(max_in_flight or account.in_flight, account.concurrent_tasks)  # the rest queue
     estimate, over = _estimate(prepared, budget, concurrency=running)
     if over is not None:
         if json_out:
@@ -150,16 +158,19 @@ def _batch(
         return
 
     from flows.batch import vace_batch
+    from tasks.runtime import open_runtime
     from vaceflow.cli.problems import UserProblem, prefect_api_url, preflight
     from vaceflow.cli.running import calm_console, stop
-    from vaceflow.settings import Settings
 
     try:
         preflight(Settings.load(), prefect_url=prefect_api_url())
     except UserProblem as problem:
         stop(problem, json_out=json_out)
     calm_console()
-    with progress(console, enabled=not json_out):
+    with (
+        progress(console, enabled=not json_out) as listener,
+        open_runtime(listener=listener, prepared=list(zip(jobs, prepared, strict=True))),
+    ):
         outcomes = vace_batch(
             jobs, max_in_flight=max_in_flight, fresh=fresh, timeout_minutes=timeout_minutes
         )

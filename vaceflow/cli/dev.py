@@ -61,6 +61,7 @@ def register(app: typer.Typer) -> None:
             pool = f", pool {state.pool!r} with {len(state.workers)} workers" if state.team else ""
             typer.echo(f"prefect: {server.api_url} on {server.database}{pool}", err=True)
             typer.echo(f"dashboard: {server.api_url.removesuffix('/api')}", err=True)
+            typer.echo(_set_account_limits(server.api_url), err=True)
         typer.echo(f"lifecycle: {state.lifecycle}", err=True)
         typer.echo(
             f"environment written to {env_file()} (read by every vaceflow command)", err=True
@@ -99,3 +100,20 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
 
     app.add_typer(dev, name="dev")
+
+
+def _set_account_limits(api_url: str) -> str:
+    """The account's limits (the settings') on the stack's Prefect server, where every
+    run and worker shares them (`tasks.runtime`); what was done, in a line."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from tasks.runtime import apply_account_limits
+    from vaceflow.settings import Settings
+
+    account = Settings.load().account
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            apply_account_limits(account)
+    except Exception as exc:  # the stack runs: the first run makes the limits instead
+        return f"account limits: not set ({type(exc).__name__}); the first run makes them"
+    return f"account limits: at most {account.in_flight} jobs in flight, shared by every run"

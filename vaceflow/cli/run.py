@@ -1,7 +1,7 @@
 """`vaceflow run <function>`: prepare a job; `--dry-run` shows the plan without spending.
 
 One sub-command per function. Its options are read from the function's job model
-(`vaceflow.media.spec`): inputs are the API's `*_url` fields without `_url`
+(`vaceflow.options`): inputs are the API's `*_url` fields without `_url`
 (`--video`, `--mask-image`, `--ref-image` ...), parameters keep the API's names
 (`--control-condition`, `--top-scale`, `--prompt-extend/--no-prompt-extend` ...),
 enums are choices and help texts are the models' descriptions.
@@ -33,26 +33,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
-from pydantic.fields import FieldInfo
 
 from vaceflow.jobs import Function
+from vaceflow.options import RUN_OPTIONS, Option, bare, function_options, function_summary
 
 if TYPE_CHECKING:
     from vaceflow.catalog import Catalog
     from vaceflow.errors import BudgetExceeded, VaceflowError
     from vaceflow.estimate import Estimate
+    from vaceflow.jobs import Job
     from vaceflow.media.prepare import PreparedJob
     from vaceflow.settings import Settings
 
 __all__ = ["register"]
-
-_SUMMARY = {
-    Function.IMAGE_REFERENCE: "A video from 1-3 reference images (subjects and a background).",
-    Function.VIDEO_REPAINTING: "Restyle a video, keeping its pose, depth or line art.",
-    Function.VIDEO_EDIT: "Repaint the masked area of a video.",
-    Function.VIDEO_EXTENSION: "Continue from frames or clips (first/last) into 5 s of video.",
-    Function.VIDEO_OUTPAINTING: "Extend a video's picture beyond its borders.",
-}
 
 
 def register(app: typer.Typer) -> None:
@@ -66,79 +59,21 @@ def register(app: typer.Typer) -> None:
         rich_markup_mode=None,
     )
     for function in Function:
-        run_app.command(name=function.value, help=_help(function), short_help=_SUMMARY[function])(
-            _command(function)
-        )
+        run_app.command(
+            name=function.value, help=_help(function), short_help=function_summary(function)
+        )(_command(function))
     app.add_typer(run_app, name="run")
 
 
 def _command(function: Function) -> Any:
-    """A typer command whose options are `function`'s job fields."""
-    from vaceflow.media.spec import input_fields, input_roles, parameter_fields
-
-    params: list[inspect.Parameter] = [
-        _param("prompt", str, typer.Option("--prompt", help="What the video should show."), ...)
-    ]
-    one_of = _one_of(function)
-    for role, field in input_roles(function).items():
-        many = typing.get_origin(_unwrap(field.annotation)) is list
-        what = "A path, http(s) URL or s3:// URI" + (" (repeat the option)" if many else "")
-        need = ""
-        flag = f"--{_flag(role.value)}"
-        if flag in one_of:
-            others = [f for f in one_of if f != flag]
-            need = (
-                f" Required: this or {others[0]}."
-                if len(one_of) == 2
-                else f" Required: at least one of {', '.join(one_of)}."
-            )
-        params.append(
-            _param(
-                role.value,
-                list[str] | None if many else str | None,
-                typer.Option(
-                    flag,
-                    metavar="FILE|URL",
-                    help=f"{what}; the API's {role.api_field}.{need}",
-                    show_default=False,
-                ),
-                ... if field.is_required() else None,
-            )
-        )
-    for name, field in input_fields(function).items():
-        params.append(_field_param(name, field))
-    for name, field in parameter_fields(function).items():
-        params.append(_field_param(name, field))
+    """A typer command whose options are `function`'s (`vaceflow.options`), then the
+    CLI's own: --dry-run, --json, --budget."""
+    params = [_option_param(function, o) for o in function_options(function)]
     params += [
         _param(
             "dry_run", bool, typer.Option("--dry-run", help="Prepare and validate only."), False
         ),
         _param("json_out", bool, typer.Option("--json", help="Machine-readable output."), False),
-        _param(
-            "fresh",
-            bool,
-            typer.Option("--fresh", help="Pay for a new video even if the catalog has one."),
-            False,
-        ),
-        _param(
-            "timeout_minutes",
-            float,
-            typer.Option(
-                "--timeout-minutes",
-                min=0.1,
-                help="Stop waiting after this long; the task is kept and a re-run resumes it.",
-            ),
-            30.0,
-        ),
-        _param(
-            "resubmit_on_algo_error",
-            bool,
-            typer.Option(
-                "--resubmit-on-algo-error",
-                help="Submit once more if the model fails with InternalError.Algo (not billed).",
-            ),
-            False,
-        ),
         _param(
             "budget",
             float | None,
@@ -163,6 +98,82 @@ def _command(function: Function) -> Any:
     return command
 
 
+def _option_param(function: Function, option: Option) -> inspect.Parameter:
+    """A flag for one option. A job's options default to unset (the service's defaults
+    apply) and are checked by the job model, ranges included, so a refusal names the
+    flag in the model's words; a run's keep their own default and range."""
+    flag = f"--{_flag(option.name)}"
+    help_text = _flag_words(option.help, function)
+    required: Any = ... if option.required else None
+    if option.role is not None:
+        return _media_param(option, flag, help_text, required)
+    if option.run:
+        return _run_param(option, flag, help_text)
+    annotation = bare(option.kind)
+    if typing.get_origin(annotation) is list:
+        item = bare(typing.get_args(annotation)[0])
+        choices = _choices(item)
+        element = _choice_type(option.name, choices) if choices else str
+        typed = typer.Option(flag, help=f"{help_text} (repeat the option)", show_default=False)
+        return _param(option.name, list[element] | None, typed, required)  # type: ignore[valid-type]
+    if annotation is bool:
+        typed = typer.Option(
+            f"{flag}/--no-{_flag(option.name)}", help=help_text, show_default=False
+        )
+        return _param(option.name, bool | None, typed, required)
+    choices = _choices(annotation)
+    kind: Any = str
+    if choices:
+        kind = _choice_type(option.name, choices)
+    elif annotation in (int, float):
+        kind = annotation
+    return _param(
+        option.name, kind | None, typer.Option(flag, help=help_text, show_default=False), required
+    )
+
+
+def _media_param(option: Option, flag: str, help_text: str, required: Any) -> inspect.Parameter:
+    assert option.role is not None
+    what = "A path, http(s) URL or s3:// URI" + (" (repeat the option)" if option.many else "")
+    need = ""
+    if option.needs:
+        others = [f"--{_flag(n)}" for n in option.needs]
+        need = (
+            f" Required: this or {others[0]}."
+            if len(others) == 1
+            else f" Required: at least one of {', '.join([flag, *others])}."
+        )
+    typed = typer.Option(
+        flag,
+        metavar="FILE|URL",
+        help=f"{help_text} {what}; the API's {option.role.api_field}.{need}",
+        show_default=False,
+    )
+    return _param(option.name, list[str] | None if option.many else str | None, typed, required)
+
+
+def _run_param(option: Option, flag: str, help_text: str) -> inspect.Parameter:
+    """A run's option: a bool is a flag that turns it on; others keep their range."""
+    if option.kind is bool:
+        return _param(option.name, bool, typer.Option(flag, help=help_text), option.default)
+    bounds = {
+        name: getattr(m, attr)
+        for m in _metadata(option.kind)
+        for name, attr in (("min", "ge"), ("max", "le"))
+        if hasattr(m, attr)
+    }
+    kind = bare(option.kind)
+    return _param(option.name, kind, typer.Option(flag, help=help_text, **bounds), option.default)
+
+
+def _metadata(kind: Any) -> list[Any]:
+    """The constraints of an `Annotated` type, those of a nested `Field` included."""
+    found: list[Any] = []
+    for m in typing.get_args(kind)[1:] if typing.get_origin(kind) is Annotated else []:
+        found += getattr(m, "metadata", [m])
+    return found
+
+
 def _param(name: str, kind: Any, option: Any, default: Any) -> inspect.Parameter:
     return inspect.Parameter(
         name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, option]
@@ -176,7 +187,7 @@ def _flag(name: str) -> str:
 def _one_of(function: Function) -> list[str]:
     """The input flags of which `function` needs at least one (the job model says which)."""
     from vaceflow.limits import Role
-    from vaceflow.media.spec import input_model
+    from vaceflow.options import input_model
 
     fields: tuple[str, ...] = getattr(input_model(function), "one_of", ())
     return [f"--{_flag(r.value)}" for r in Role if r.api_field in fields]
@@ -185,20 +196,9 @@ def _one_of(function: Function) -> list[str]:
 def _help(function: Function) -> str:
     one_of = _one_of(function)
     if not one_of:
-        return _SUMMARY[function]
+        return function_summary(function)
     need = " or ".join(one_of) if len(one_of) == 2 else f"at least one of {', '.join(one_of)}"
-    return f"{_SUMMARY[function]}\n\nNeeds {need}."
-
-
-def _unwrap(annotation: Any) -> Any:
-    """`X | None` -> X; Annotated[X, ...] -> X."""
-    if typing.get_origin(annotation) is Annotated:
-        annotation = typing.get_args(annotation)[0]
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(args) == 1:
-            return _unwrap(args[0])
-    return annotation
+    return f"{function_summary(function)}\n\nNeeds {need}."
 
 
 def _choices(annotation: Any) -> list[str] | None:
@@ -217,34 +217,6 @@ def _choices(annotation: Any) -> list[str] | None:
         else:
             return None
     return list(dict.fromkeys(values))
-
-
-def _field_param(name: str, field: FieldInfo) -> inspect.Parameter:
-    """An option for one model field; the model validates the value (ranges included)."""
-    annotation = _unwrap(field.annotation)
-    help_text = field.description or name.replace("_", " ").capitalize() + "."
-    default: Any = ... if field.is_required() else None
-    if typing.get_origin(annotation) is list:
-        item = _unwrap(typing.get_args(annotation)[0])
-        choices = _choices(item)
-        option = typer.Option(
-            f"--{_flag(name)}", help=f"{help_text} (repeat the option)", show_default=False
-        )
-        element = _choice_type(name, choices) if choices else str
-        return _param(name, list[element] | None, option, default)  # type: ignore[valid-type]
-    if annotation is bool:
-        option = typer.Option(
-            f"--{_flag(name)}/--no-{_flag(name)}", help=help_text, show_default=False
-        )
-        return _param(name, bool | None, option, default)
-    choices = _choices(annotation)
-    kind: Any = str
-    if choices:
-        kind = _choice_type(name, choices)
-    elif annotation in (int, float):
-        kind = annotation
-    option = typer.Option(f"--{_flag(name)}", help=help_text, show_default=False)
-    return _param(name, kind | None, option, default)
 
 
 _NO_VALUE = "none"
@@ -271,9 +243,7 @@ def _run(function: Function, options: dict[str, Any]) -> None:
     dry_run = options.pop("dry_run")
     json_out = options.pop("json_out")
     budget = options.pop("budget")
-    run_options = {
-        k: options.pop(k) for k in ("fresh", "timeout_minutes", "resubmit_on_algo_error")
-    }
+    run_options = {o.name: options.pop(o.name) for o in RUN_OPTIONS}
     console = Console(stderr=False, soft_wrap=True)
 
     import logging
@@ -283,18 +253,18 @@ def _run(function: Function, options: dict[str, Any]) -> None:
     # The reports are printed below; keep the same lines from reaching stderr twice.
     logging.getLogger("vaceflow.media").addHandler(logging.NullHandler())
     from vaceflow.media.prepare import prepare
-    from vaceflow.media.spec import JobSpec
+    from vaceflow.options import job_from_options
 
     try:
-        spec = JobSpec.from_options(function, {k: _plain(v) for k, v in options.items()})
-        prepared = prepare(spec)
+        job = job_from_options(function, {k: _plain(v) for k, v in options.items()})
+        prepared = prepare(job)
     except VaceflowError as exc:
         _refuse(exc, function, options, json_out=json_out)
 
     body = prepared.job.to_body()
     estimate, over = _estimate(prepared, budget)
     if not dry_run:
-        _submit(console, spec, prepared, estimate, over, json_out=json_out, **run_options)
+        _submit(console, job, prepared, estimate, over, json_out=json_out, **run_options)
         return
     if json_out:
         out = {
@@ -324,7 +294,7 @@ def _run(function: Function, options: dict[str, Any]) -> None:
 
 def _submit(
     console: Any,
-    spec: Any,
+    job: Job,
     prepared: PreparedJob,
     estimate: Estimate,
     over: BudgetExceeded | None,
@@ -334,10 +304,9 @@ def _submit(
     timeout_minutes: float,
     resubmit_on_algo_error: bool,
 ) -> None:
-    """The real run: the plan and estimate first, then the job through the flow."""
+    """The real run: the plan and estimate first, then the same preparation run."""
     from vaceflow.cli.problems import UserProblem, prefect_api_url, preflight
     from vaceflow.cli.running import EXIT, run_one, stop
-    from vaceflow.media.spec import build_job
     from vaceflow.settings import Settings
 
     try:
@@ -355,7 +324,8 @@ def _submit(
         _print_plan(console, prepared)
         console.print(f"[bold]estimate:[/] {estimate.summary}", highlight=False)
     run_one(
-        build_job(spec),
+        job,
+        prepared,
         fresh=fresh,
         timeout_minutes=timeout_minutes,
         resubmit_on_algo_error=resubmit_on_algo_error,
@@ -409,7 +379,7 @@ def _in_cli_terms(
     """(`--flag FILE` of the input at fault or "", what is wrong), in flags' words."""
     from vaceflow.errors import MediaError
     from vaceflow.media.sources import display_ref
-    from vaceflow.media.spec import input_roles
+    from vaceflow.options import input_roles
 
     roles = {role.value for role in input_roles(function)}
     name = getattr(exc, "input_name", None) or ""
@@ -434,7 +404,7 @@ def _in_cli_terms(
 def _flag_words(text: str, function: Function) -> str:
     """The API's field names in `text` (input.ref_images_url, parameters.obj_or_bg,
     mask_frame_id) written as this command's flags."""
-    from vaceflow.media.spec import input_fields, input_roles, parameter_fields
+    from vaceflow.options import input_fields, input_roles, parameter_fields
 
     names: dict[str, str] = {}
     for role in input_roles(function):

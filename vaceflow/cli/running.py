@@ -1,9 +1,10 @@
 """Running jobs from the command line, with a live progress line.
 
 `run` and `batch` come here after their checks. With a Prefect server named, the
-flows do the work and the process's progress listener feeds a rich status line
-(status, elapsed, polls); `run` with none runs the same steps without Prefect (no
-temporary server to start, nothing to see it in), feeding the same line.
+flows do the work in a runtime this process opens (`tasks.runtime.open_runtime`), whose
+listener feeds a rich status line (status, elapsed, polls); `run` with none runs the
+same steps without Prefect (no temporary server to start, nothing to see it in),
+feeding the same line.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from vaceflow.catalog import JobRecord
     from vaceflow.cli.problems import UserProblem
     from vaceflow.jobs import Job
+    from vaceflow.media.prepare import PreparedJob
     from vaceflow.responses import TaskStatus
     from vaceflow.steps import JobListener
 
@@ -125,13 +127,10 @@ class _WithoutTraceback(logging.Formatter):
 
 
 @contextmanager
-def progress(
-    console: Console, enabled: bool = True, *, through_prefect: bool = True
-) -> Iterator[JobListener | None]:
+def progress(console: Console, enabled: bool = True) -> Iterator[JobListener | None]:
     """A live line per job while it waits: status, time since the wait began, polls.
 
-    Yields the listener (None when not `enabled`); `through_prefect` also hands it to
-    the flows' wait tasks (`tasks.runtime`), for a run that goes through Prefect."""
+    Yields the listener to hand to the steps (None when not `enabled`)."""
     if not enabled:
         yield None
         return
@@ -153,20 +152,13 @@ def progress(
                 text = ", ".join(f"{n} {value}" for value, n in sorted(counts.items()))
             status.update(text)
 
-    if through_prefect:
-        from tasks.runtime import set_progress_listener
-
-        set_progress_listener(listener)
     with status:
-        try:
-            yield listener
-        finally:
-            if through_prefect:
-                set_progress_listener(None)
+        yield listener
 
 
 def run_one(
     job: Job,
+    prepared: PreparedJob,
     *,
     fresh: bool,
     timeout_minutes: float,
@@ -174,8 +166,8 @@ def run_one(
     json_out: bool,
     console: Console,
 ) -> None:
-    """Run `job` (through the `vace_job` flow when a Prefect server is named, else the
-    same steps without Prefect); print the record; exit with its code."""
+    """Run `job` from its preparation (through the `vace_job` flow when a Prefect server
+    is named, else the same steps without Prefect); print the record; exit with its code."""
     from vaceflow.cli.problems import diagnose
     from vaceflow.errors import VaceflowError, WaitTimeout
     from vaceflow.pipeline import JobUncertain
@@ -186,14 +178,16 @@ def run_one(
     )
     through_prefect = needs_prefect()
     try:
-        with progress(console, enabled=not json_out, through_prefect=through_prefect) as listener:
+        with progress(console, enabled=not json_out) as listener:
             if through_prefect:
                 from flows.job import vace_job
+                from tasks.runtime import open_runtime
 
                 calm_console()
-                record = vace_job(job, **options)
+                with open_runtime(listener=listener, prepared=[(job, prepared)]):
+                    record = vace_job(job, **options)
             else:
-                record = run_here(job, listener=listener, **options)
+                record = run_here(prepared, listener=listener, **options)
     except WaitTimeout as exc:
         _fail(console, json_out, "timeout", exc)
     except JobUncertain as exc:
@@ -224,7 +218,7 @@ def needs_prefect() -> bool:
 
 
 def run_here(
-    job: Job,
+    job: Job | PreparedJob,
     *,
     listener: JobListener | None,
     fresh: bool,
@@ -233,14 +227,13 @@ def run_here(
 ) -> JobRecord:
     """The job's steps (`vaceflow.steps`) in this process, without Prefect: the same
     catalog rows as the flow, so a later run (either way) resumes it."""
-    from vaceflow.media.spec import JobSpec
     from vaceflow.services import Services
     from vaceflow.steps import LocalSteps, run_steps
 
     with Services.from_settings() as svc:
         return run_steps(
             LocalSteps(svc, on_status=listener),
-            JobSpec.from_job(job),
+            job,
             fresh=fresh,
             timeout_minutes=timeout_minutes,
             resubmit_on_algo_error=resubmit_on_algo_error,

@@ -100,6 +100,10 @@ def register(app: typer.Typer) -> None:
             echo([said, *fix], err=True)
             raise typer.Exit(2)
 
+        from vaceflow.settings import Settings
+
         for spec in deploy_all(pool, project_dir()):
             typer.echo(f"deployed {spec.flow_name}/{spec.name} to pool {pool!r}")
         typer.echo(f"on {url}")
+        in_flight = Settings.load().account.in_flight
+        typer.echo(f"the account's limits set there: at most {in_flight} jobs in flight")

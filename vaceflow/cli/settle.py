@@ -61,7 +61,6 @@ def register(catalog_app: typer.Typer) -> None:
                 found = reconcile(
                     svc.catalog,
                     client,
-                    svc.budget,
                     job_id,
                     margin=svc.settings.reconcile_margin,
                     apply=not dry_run,

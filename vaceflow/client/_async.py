@@ -7,10 +7,12 @@ from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack
 
 import anyio
+import anyio.to_thread
 import httpx
 from pydantic import SecretStr
 
 from vaceflow.jobs import Job
+from vaceflow.ratebudget import RateBudget
 from vaceflow.regions import Region
 from vaceflow.responses import SubmitResponse, TaskListItem, TaskListResponse, TaskResponse
 from vaceflow.retry import RetryPolicy
@@ -51,6 +53,7 @@ class AsyncClient(ClientBase):
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         submit_timeout: float = DEFAULT_SUBMIT_TIMEOUT,
         retry: RetryPolicy | None = None,
+        budget: RateBudget | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(
@@ -61,6 +64,7 @@ class AsyncClient(ClientBase):
             timeout=timeout,
             submit_timeout=submit_timeout,
             retry=retry,
+            budget=budget,
         )
         self._http = httpx.AsyncClient(
             transport=transport, timeout=self._core.timeout, limits=KEEPALIVE
@@ -110,6 +114,8 @@ class AsyncClient(ClientBase):
                     await anyio.sleep(action.seconds)
                     outcome = None
                     continue
+                if self.budget is not None:  # a blocking budget: off the event loop
+                    await anyio.to_thread.run_sync(self._spend, action)
                 if before_send is not None:
                     before_send()
                 try:

@@ -4,6 +4,9 @@ Each call is a generator (`Steps`): it yields `Send` (put this request on the wi
 and `Sleep` (wait this long) actions, receives the `httpx.Response` or the translated
 `DashScopeTransportError` for each `Send`, and returns the parsed result or raises a
 `DashScopeError`. `Client` and `AsyncClient` only perform the actions.
+
+Each `Send` names the rate budget it spends (`vaceflow.ratebudget`), and the shells
+take that slot before the request leaves, a retry included: no caller can forget it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from vaceflow.errors import (
     describe_validation_error,
 )
 from vaceflow.jobs import Job, parse_job
+from vaceflow.ratebudget import CallKind, RateBudget
 from vaceflow.redact import redact_url
 from vaceflow.regions import Endpoint, Region, resolve_endpoint
 from vaceflow.responses import (
@@ -82,6 +86,9 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.
 class Send:
     request: httpx.Request
     attempt: int
+    spends: CallKind | None = None
+    """The account's rate budget this request takes a slot of (None: the upload policy,
+    which the account's limits do not count)."""
 
 
 @dataclass(frozen=True)
@@ -212,11 +219,13 @@ class ClientCore:
 
     # --- one exchange, with retries ---------------------------------------------------
 
-    def _exchange(self, call: Call, request: httpx.Request) -> Steps[httpx.Response]:
+    def _exchange(
+        self, call: Call, request: httpx.Request, spends: CallKind | None
+    ) -> Steps[httpx.Response]:
         attempt = 0
         while True:
             attempt += 1
-            outcome = yield Send(request, attempt)
+            outcome = yield Send(request, attempt, spends)
             assert outcome is not None
             error = outcome if isinstance(outcome, DashScopeError) else self._error_of(outcome)
             self._log(request, outcome, error, attempt)
@@ -324,7 +333,7 @@ class ClientCore:
             headers["X-DashScope-OssResourceResolve"] = "enable"
         request = self._request("POST", SUBMIT_PATH, json=body, headers=headers)
         request.extensions = {**request.extensions, "timeout": self.submit_timeout.as_dict()}
-        response = yield from self._exchange(Call.SUBMIT, request)
+        response = yield from self._exchange(Call.SUBMIT, request, "submit")
         submitted = self._parse(response, SubmitResponse)
         log.info(
             "submitted %s task %s request_id=%s",
@@ -336,7 +345,7 @@ class ClientCore:
 
     def get(self, task_id: str) -> Steps[TaskResponse]:
         request = self._request("GET", f"/tasks/{_task_path(task_id)}")
-        task = self._parse((yield from self._exchange(Call.READ, request)), TaskResponse)
+        task = self._parse((yield from self._exchange(Call.READ, request, "query")), TaskResponse)
         if task.output.video_url:
             log.debug(
                 "task %s %s video %s",
@@ -348,7 +357,7 @@ class ClientCore:
 
     def cancel(self, task_id: str) -> Steps[None]:
         request = self._request("POST", f"/tasks/{_task_path(task_id)}/cancel")
-        yield from self._exchange(Call.CANCEL, request)
+        yield from self._exchange(Call.CANCEL, request, "cancel")
 
     def list(
         self,
@@ -370,12 +379,14 @@ class ClientCore:
             if value:
                 query[name] = value
         request = self._request("GET", "/tasks", params=query)
-        return self._parse((yield from self._exchange(Call.READ, request)), TaskListResponse)
+        return self._parse(
+            (yield from self._exchange(Call.READ, request, "list")), TaskListResponse
+        )
 
     def upload_policy(self, model: str | None = None) -> Steps[UploadPolicy]:
         query = {"action": "getPolicy", "model": model or self.endpoint.model}
         request = self._request("GET", "/uploads", params=query)
-        return self._parse((yield from self._exchange(Call.READ, request)), UploadPolicy)
+        return self._parse((yield from self._exchange(Call.READ, request, None)), UploadPolicy)
 
 
 def next_page(page: TaskListResponse) -> int | None:
@@ -439,10 +450,13 @@ class ClientBase:
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         submit_timeout: float = DEFAULT_SUBMIT_TIMEOUT,
         retry: RetryPolicy | None = None,
+        budget: RateBudget | None = None,
     ) -> None:
         """What is left out comes from vaceflow's `Settings`, that is from the SDK's
         variables: DASHSCOPE_API_KEY, DASHSCOPE_REGION, DASHSCOPE_HTTP_BASE_URL and
-        DASHSCOPE_WORKSPACE_ID."""
+        DASHSCOPE_WORKSPACE_ID. `budget`: the account's rate budget every request spends
+        (None: the service alone says)."""
+        self.budget = budget
         if api_key is None or region is None or workspace_id is None or base_url is None:
             settings = _settings()
             api_key = api_key if api_key is not None else settings.api_key
@@ -484,6 +498,11 @@ class ClientBase:
     def job_for(self, job: Job | Mapping[str, Any]) -> Job:
         """The job as this client would send it: the model named as its region names it."""
         return self._core.job_for(job)
+
+    def _spend(self, send: Send) -> None:
+        """Block until the budget lets `send` leave."""
+        if self.budget is not None and send.spends is not None:
+            self.budget.acquire(send.spends)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._core!r})"

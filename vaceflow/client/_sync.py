@@ -11,6 +11,7 @@ import httpx
 from pydantic import SecretStr
 
 from vaceflow.jobs import Job
+from vaceflow.ratebudget import RateBudget
 from vaceflow.regions import Region
 from vaceflow.responses import SubmitResponse, TaskListItem, TaskListResponse, TaskResponse
 from vaceflow.retry import RetryPolicy
@@ -38,7 +39,8 @@ class Client(ClientBase):
     """DashScope's task API for wan2.1-vace-plus, over one pooled httpx connection.
 
     Reads retry by themselves; `submit` retries only when the service certainly did
-    not accept the job (HTTP 429, refused connection). See `vaceflow.retry`.
+    not accept the job (HTTP 429, refused connection). See `vaceflow.retry`. Every
+    request (a retry too) first takes a slot of `budget`, before `before_send` runs.
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class Client(ClientBase):
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         submit_timeout: float = DEFAULT_SUBMIT_TIMEOUT,
         retry: RetryPolicy | None = None,
+        budget: RateBudget | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(
@@ -61,6 +64,7 @@ class Client(ClientBase):
             timeout=timeout,
             submit_timeout=submit_timeout,
             retry=retry,
+            budget=budget,
         )
         self._http = httpx.Client(transport=transport, timeout=self._core.timeout, limits=KEEPALIVE)
 
@@ -109,6 +113,7 @@ class Client(ClientBase):
                     time.sleep(action.seconds)
                     outcome = None
                     continue
+                self._spend(action)
                 if before_send is not None:
                     before_send()
                 try:

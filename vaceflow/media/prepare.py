@@ -1,18 +1,20 @@
-"""Prepare a whole job before any upload or spend: fetch, conform, check, validate.
+"""Prepare a whole job before any upload or spend: fetch, conform, check.
 
 Order matters: the main video first (masks are matched to what it became, and
 `mask_frame_id` is checked against it), then the masks, then the two clips as a pair
-(they share one time budget), then the images. The job is validated twice: with the
-user's references before any work (a parameter error costs nothing), and with the
-conformed files' file:// URIs, which staging later swaps for public URLs. Every
-reference passes the trust policy before the first one is fetched.
+(they share one time budget), then the images. The job was validated when it was made
+(a parameter error costs nothing); the prepared job is the same job with the conformed
+files' file:// URIs in place of the user's references, which the submit swaps for the
+URLs staging made. Every reference passes the trust policy before the first one is
+fetched.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from vaceflow.errors import InputRefused
 from vaceflow.jobs import Job
@@ -23,7 +25,6 @@ from vaceflow.media.plan import VideoTarget, Window, clip_windows, output_fps
 from vaceflow.media.probe import probe
 from vaceflow.media.report import ConformReport
 from vaceflow.media.sources import Sources, display_ref
-from vaceflow.media.spec import JobSpec, build_job
 from vaceflow.settings import Settings
 from vaceflow.trust import TrustPolicy
 
@@ -42,13 +43,18 @@ _ORDER = (
 
 
 class PreparedJob(BaseModel):
-    """A job ready to stage: conformed files by role, their reports, the validated job."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    """A job ready to stage: its inputs the conformed files, with a report on each."""
 
     job: Job
-    files: dict[Role, list[Path]]
     reports: list[ConformReport]
+
+    @property
+    def files(self) -> dict[Role, list[Path]]:
+        """The conformed files by role, in request order."""
+        return {
+            role: [Path(unquote(urlsplit(uri).path)) for uri in uris]
+            for role, uris in self.job.input.media().items()
+        }
 
     @property
     def warnings(self) -> list[str]:
@@ -56,31 +62,31 @@ class PreparedJob(BaseModel):
 
 
 def prepare(
-    spec: JobSpec,
+    job: Job,
     *,
     settings: Settings | None = None,
     sources: Sources | None = None,
     conformer: Conformer | None = None,
     policy: TrustPolicy | None = None,
 ) -> PreparedJob:
-    """Conform every input of `spec` and validate the job; nothing is uploaded.
+    """Conform every input of `job`; nothing is uploaded.
 
     `policy` says what the inputs may be (default: anything, as for the person running
     this process; flows pass their run's); `sources`, when given, carries its own.
-    Raises JobInvalid (parameters), InputRefused (an input that cannot be conformed,
-    with the rule; InputNotAllowed: one the policy forbids), MediaError (an input that
-    cannot be fetched or processed).
+    Raises InputRefused (an input that cannot be conformed, with the rule;
+    InputNotAllowed: one the policy forbids), MediaError (an input that cannot be
+    fetched or processed).
     """
-    build_job(spec)
     settings = settings or Settings.load()
     sources = sources or Sources.from_settings(settings, policy)
-    for role, refs in spec.inputs.items():
+    given = job.input.media()
+    for role, refs in given.items():
         for i, ref in enumerate(refs):
             sources.policy.check(ref, name=_name(role, i, refs))
     conformer = conformer or Conformer(settings.data_dir / "conformed")
     local = {
         role: [sources.fetch(ref, name=_name(role, i, refs)) for i, ref in enumerate(refs)]
-        for role, refs in spec.inputs.items()
+        for role, refs in given.items()
     }
     windows = _clip_windows(local)
     reports: dict[Role, list[ConformReport]] = {}
@@ -92,18 +98,18 @@ def prepare(
                 path,
                 role,
                 name=name,
-                source=display_ref(spec.inputs[role][i]),
+                source=display_ref(given[role][i]),
                 window=windows.get(role),
                 target=target if role in (Role.MASK_IMAGE, Role.MASK_VIDEO) else None,
             )
             reports.setdefault(role, []).append(report)
         if role is Role.VIDEO and role in reports:
             target = VideoTarget.of(probe(reports[role][0].output))
-            _check_mask_frame_id(spec, target)
-    files = {role: [Path(r.output) for r in rs] for role, rs in reports.items()}
-    job = build_job(spec, {role: [p.as_uri() for p in paths] for role, paths in files.items()})
+            _check_mask_frame_id(job, target)
+    conformed = {role: [Path(r.output).as_uri() for r in rs] for role, rs in reports.items()}
     return PreparedJob(
-        job=job, files=files, reports=[r for role in _ORDER for r in reports.get(role, [])]
+        job=job.with_media(conformed),
+        reports=[r for role in _ORDER for r in reports.get(role, [])],
     )
 
 
@@ -123,8 +129,8 @@ def _clip_windows(local: dict[Role, list[Path]]) -> dict[Role, Window]:
     return {role: w for role, w in windows.items() if w is not None}
 
 
-def _check_mask_frame_id(spec: JobSpec, target: VideoTarget) -> None:
-    frame_id = spec.input_options.get("mask_frame_id")
+def _check_mask_frame_id(job: Job, target: VideoTarget) -> None:
+    frame_id = getattr(job.input, "mask_frame_id", None)
     if frame_id is None:
         return
     top = max_mask_frame_id(target.fps, target.duration)

@@ -1,5 +1,5 @@
 """Waiting for tasks: when to look (`PollSchedule`) and the one watcher that follows one
-task or hundreds (`TaskWatcher`). Every call goes through a `RateBudget`."""
+task or hundreds (`TaskWatcher`). Every call spends the client's `RateBudget`."""
 
 from __future__ import annotations
 

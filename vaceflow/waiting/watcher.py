@@ -10,9 +10,9 @@ answers with the status and, at the end, the result), else the batch status quer
 every task it showed is scheduled again from what was seen, so the tick always
 follows the task nearest its expected end, and many tasks cost one call a tick.
 A task the list does not show (older than its window, or the list refused) is
-fetched on its own. Every call takes a slot of the shared `RateBudget`; a call that
-failed (429, 5xx, no connection) is tried again with backoff, never turned into a
-failed job.
+fetched on its own. Every call spends the client's rate budget (`vaceflow.client`); a
+call that failed (429, 5xx, no connection) is tried again with backoff, never turned
+into a failed job.
 
 Waiters block in `wait()` (progress callbacks run in the waiter's own thread), or
 hold the future `watch()` returns.
@@ -33,7 +33,6 @@ from typing import NoReturn, Self
 
 from vaceflow.errors import DashScopeError, TaskFailed, WaitCancelled, WaitTimeout
 from vaceflow.limits import ACCOUNT
-from vaceflow.ratebudget import RateBudget
 from vaceflow.responses import TaskListItem, TaskResponse, TaskStatus, parse_service_time
 from vaceflow.retry import RetryPolicy
 from vaceflow.waiting.schedule import PollSchedule
@@ -86,7 +85,6 @@ class TaskWatcher:
         self,
         client: TaskLister,
         *,
-        budget: RateBudget,
         schedule: PollSchedule = PollSchedule(),
         grace: float = 15.0,
         window_margin: float = 300.0,
@@ -96,7 +94,6 @@ class TaskWatcher:
         wall: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
-        self._budget = budget
         self.schedule = schedule
         self.grace = grace
         self._margin = window_margin
@@ -244,13 +241,11 @@ class TaskWatcher:
         status, canceled = item.status, False
         if status in (None, TaskStatus.PENDING):
             try:
-                self._budget.acquire("cancel")
                 self._client.cancel(item.task_id)
                 canceled = True
             except DashScopeError as exc:
                 log.warning("task %s: not cancelled: %s", item.task_id, exc)
         try:
-            self._budget.acquire("query")
             status = self._client.get(item.task_id).status
             canceled = status is TaskStatus.CANCELED
         except DashScopeError:
@@ -343,7 +338,6 @@ class TaskWatcher:
         page = 1
         try:
             while page <= self._max_pages:
-                self._budget.acquire("list")
                 self.list_calls += 1
                 answer = self._client.list(
                     start=datetime.fromtimestamp(start, UTC),
@@ -368,7 +362,6 @@ class TaskWatcher:
 
     def _get(self, item: _Watched) -> None:
         try:
-            self._budget.acquire("query")
             self.get_calls += 1
             task = self._client.get(item.task_id)
         except DashScopeError as exc:
