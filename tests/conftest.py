@@ -81,3 +81,11 @@ def file_server(media: MediaFactory) -> Iterator[FileServer]:
     server = FileServer(media.root)
     yield server
     server.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under xdist (`--dist loadgroup`) the tests of the team stack share one worker: one
+    `dev up --team` for them all, and never two team stacks on the machine at once."""
+    for item in items:
+        if "team_stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("team"))

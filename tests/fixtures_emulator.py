@@ -60,6 +60,14 @@ def advance_clock(server: EmulatorServer, seconds: float) -> None:
     httpx.post(server.root_url + "/_emulator/clock", params={"advance": seconds}).raise_for_status()
 
 
+def set_latency(server: EmulatorServer, seconds: float) -> None:
+    """How long the emulator's tasks stay RUNNING from now on, those running too: hold
+    tasks on the service for as long as a test needs, then let them end."""
+    httpx.post(
+        server.root_url + "/_emulator/latency", params={"seconds": seconds}
+    ).raise_for_status()
+
+
 def submission_count(server: EmulatorServer) -> int:
     """How many submissions the emulator accepted (each would be billed if it succeeded)."""
     return len(emulator_state(server)["tasks"])

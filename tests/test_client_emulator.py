@@ -18,7 +18,13 @@ import httpx
 import pytest
 
 from tests.conftest import FileServer
-from tests.fixtures_emulator import TEST_KEY, StartEmulator, emulator_state, submission_count
+from tests.fixtures_emulator import (
+    TEST_KEY,
+    StartEmulator,
+    emulator_state,
+    set_latency,
+    submission_count,
+)
 from tests.media import MediaFactory
 from vaceflow.client import AsyncClient, Client, RetryPolicy
 from vaceflow.emulator import EmulatorServer, FaultKind
@@ -127,7 +133,9 @@ def test_beijing_client_names_the_beijing_model(
 
 
 def test_the_async_client_end_to_end(start_emulator: StartEmulator, urls: dict[str, str]) -> None:
-    server = start_emulator(submit_qps=0, concurrency=1, latency=1.5)
+    """Three submits at once on one running slot: the task the service runs cannot be
+    cancelled, a queued one can, the other queued one runs after it; the list has all."""
+    server = start_emulator(submit_qps=0, concurrency=1, latency=3600)  # held until told
     body = jobs(urls)[Function.VIDEO_OUTPAINTING]
 
     async def scenario() -> tuple[TaskStatus, TaskStatus, list[str], DashScopeError]:
@@ -140,25 +148,30 @@ def test_the_async_client_end_to_end(start_emulator: StartEmulator, urls: dict[s
 
                 for _ in range(3):
                     group.start_soon(submit)
-            first, second, third = ids
-            while (await client.get(first)).status is not TaskStatus.RUNNING:
+            while True:  # the answers' order is not the service's: ask it which runs
+                statuses = {i: (await client.get(i)).status for i in ids}
+                if TaskStatus.RUNNING in statuses.values():
+                    break
                 await anyio.sleep(0.05)
-            await client.cancel(third)
+            running = next(i for i, status in statuses.items() if status is TaskStatus.RUNNING)
+            after, cancelled = [i for i in ids if i != running]
+            await client.cancel(cancelled)
             with pytest.raises(DashScopeError) as refused:
-                await client.cancel(first)
-            while not (await client.get(second)).status.is_final:
+                await client.cancel(running)
+            set_latency(server, 0)
+            while not (await client.get(after)).status.is_final:
                 await anyio.sleep(0.1)
             listed = [item.task_id async for item in client.list_all(page_size=1)]
             return (
-                (await client.get(second)).status,
-                (await client.get(third)).status,
+                (await client.get(after)).status,
+                (await client.get(cancelled)).status,
                 listed,
                 refused.value,
             )
 
-    second, third, listed, refused = anyio.run(scenario)
-    assert second is TaskStatus.SUCCEEDED
-    assert third is TaskStatus.CANCELED
+    after, cancelled, listed, refused = anyio.run(scenario)
+    assert after is TaskStatus.SUCCEEDED
+    assert cancelled is TaskStatus.CANCELED
     assert refused.code == "UnsupportedOperation"
     assert refused.status == 400
     assert sorted(listed) == sorted(t["task_id"] for t in emulator_state(server)["tasks"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ from tests.fixtures_emulator import (
     StartEmulator,
     api_client,
     emulator_state,
+    set_latency,
     wait_final,
 )
 from tests.media import MediaFactory
@@ -158,3 +160,20 @@ def test_armed_submit_faults_hit_the_next_submits_in_order_and_the_list_shows_ev
     assert {hung.json()["output"]["task_id"], clean.json()["output"]["task_id"]} < set(made)
     assert {item["task_id"] for item in listed["data"]} == set(made)
     assert all(isinstance(item["gmt_create"], int) for item in listed["data"])
+
+
+def test_tasks_held_running_end_once_the_latency_is_lowered(
+    start_emulator: StartEmulator, body: dict[str, Any]
+) -> None:
+    """A test holds tasks on the service (an hour's latency) and lets them end when it
+    chooses, the running ones too, whatever the machine's speed."""
+    server = start_emulator(submit_qps=0, latency=3600)
+    with api_client(server) as api:
+        task_id = api.post(SUBMIT_PATH, json=body).raise_for_status().json()["output"]["task_id"]
+        while emulator_state(server)["running"] < 1:
+            time.sleep(0.05)
+        assert api.get(f"/tasks/{task_id}").json()["output"]["task_status"] == "RUNNING"
+        assert httpx.post(server.root_url + "/_emulator/latency").is_error  # no seconds
+        set_latency(server, 0)
+        out = wait_final(api, task_id)["output"]
+    assert out["task_status"] == "SUCCEEDED"

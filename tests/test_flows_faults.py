@@ -68,9 +68,15 @@ def _only_row() -> JobRecord:
     return rows[0]
 
 
-def _clean_first_draw(rate: float) -> int:
-    """A seed whose first fault draw misses: the submit goes through, later calls may not."""
-    return next(s for s in range(1000) if random.Random(s).random() >= rate)
+def _submit_clean_first_look_hit(rate: float) -> int:
+    """A seed whose first fault draw misses and second hits: the submit goes through and
+    the wait's first status query fails, however late the wait starts."""
+
+    def fits(seed: int) -> bool:
+        draws = random.Random(seed)
+        return draws.random() >= rate and draws.random() < rate
+
+    return next(s for s in range(1000) if fits(s))
 
 
 def _task_ids(record: JobRecord) -> set[str]:
@@ -165,7 +171,7 @@ def test_the_wait_rides_through_failing_status_queries(
 
     rate = 0.5
     config = {"latency": 2.0, **config}
-    env = vace_env(fault_rate=rate, seed=_clean_first_draw(rate), **config)
+    env = vace_env(fault_rate=rate, seed=_submit_clean_first_look_hit(rate), **config)
     record = vace_job(_job(clip, "queries fail now and then"))
 
     assert record.status is JobStatus.SUCCEEDED

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from flows.pool import PoolOutcome, run_on_pool
-from tests.fixtures_emulator import StartEmulator, emulator_state
+from tests.fixtures_emulator import StartEmulator, emulator_state, set_latency
 from tests.fixtures_team import TeamStack
 from tests.media import MediaFactory
 from vaceflow.catalog import Catalog, JobRecord, JobStatus
@@ -182,7 +182,9 @@ def test_a_worker_killed_mid_batch_costs_no_second_submission(
     stop, their jobs go to the pool again, worker-2 takes them, and the new runs resume
     the recorded tasks instead of paying."""
     key = team_stack.state.api_key.get_secret_value()
-    service = start_emulator(api_key=key, latency=10.0, concurrency=10, submit_qps=0)
+    # Tasks stay RUNNING until the test lets them end: worker-1's runs are still waiting
+    # on the service when it dies, however slow the machine.
+    service = start_emulator(api_key=key, latency=3600, concurrency=10, submit_qps=0)
     clip = media.video(width=320, height=240, fps=16, seconds=1.0, name="pool")
     count = 6
     tag, jobs = _jobs(clip, count)
@@ -213,12 +215,10 @@ def test_a_worker_killed_mid_batch_costs_no_second_submission(
             assert time.monotonic() < deadline, "no run of worker-1 reached the service"
             time.sleep(0.2)
         team_stack.revive()  # worker-2 is back
-        while emulator_state(service)["running"] < 1:
-            assert runner.is_alive(), failure
-            time.sleep(0.2)
         paid = {r.id: r.task_id for r in _rows(team_stack, tag) if r.task_id}
         assert team_stack.kill_worker("worker-1", hard=True)
         killed_at = time.time()
+        set_latency(service, 2.0)  # from now on every task ends, the held ones too
     finally:
         runner.join(timeout=900)
         team_stack.revive()  # worker-1 too, for whatever runs next

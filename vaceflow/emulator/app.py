@@ -394,6 +394,16 @@ def _add_emulator_routes(app: FastAPI, emu: _Emulator) -> None:
             raise HTTPException(400, f"faults: {exc}") from None
         return {"submit": armed}
 
+    @app.post("/_emulator/latency")
+    async def set_latency(request: Request) -> dict[str, float]:
+        """`?seconds=S`: tasks stay RUNNING S seconds, those running now too."""
+        try:
+            seconds = float(request.query_params.get("seconds", ""))
+            emu.runner.set_latency(seconds)
+        except ValueError as exc:
+            raise HTTPException(400, f"latency: {exc}") from None
+        return {"latency": seconds}
+
     @app.post("/_emulator/clock")
     async def advance_clock(request: Request) -> dict[str, float]:
         try:

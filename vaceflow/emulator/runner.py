@@ -61,6 +61,8 @@ class Runner:
         self._uploads = uploads
         self._data_dir = data_dir
         self._slots = asyncio.Semaphore(config.concurrency)
+        self._latency = config.latency
+        self._latency_set = asyncio.Event()
         self._jobs: dict[str, asyncio.Task[None]] = {}
         self._client = httpx.AsyncClient(
             timeout=config.fetch_timeout, follow_redirects=True, trust_env=False
@@ -78,6 +80,20 @@ class Runner:
         if job is not None:
             job.cancel()
         return True
+
+    def set_latency(self, seconds: float) -> None:
+        """How long a task stays RUNNING from now on, the tasks already running too: a
+        test holds tasks on the service for as long as it needs, then lets them end."""
+        if seconds < 0:
+            raise ValueError("latency is seconds, 0 or more")
+        self._latency = seconds
+        self._latency_set.set()
+        self._latency_set = asyncio.Event()
+
+    async def _run_out(self, began: float) -> None:
+        while (left := began + self._latency - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._latency_set.wait(), left)
 
     async def close(self) -> None:
         for job in list(self._jobs.values()):
@@ -107,7 +123,7 @@ class Runner:
         work = self._data_dir / "tasks" / task.task_id
         try:
             if self._faults.task_fails():
-                await asyncio.sleep(min(self._config.latency, 0.2))
+                await asyncio.sleep(min(self._latency, 0.2))
                 raise TaskFailure("InternalError.Algo", "An internal error occurred in the model.")
             files = await fetch_inputs(
                 task.job,
@@ -131,7 +147,7 @@ class Runner:
             return
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        await asyncio.sleep(max(0.0, began + self._config.latency - time.monotonic()))
+        await self._run_out(began)
         if task.job.parameters.prompt_extend:
             task.actual_prompt = task.job.input.prompt + PROMPT_EXTENSION
         task.video_duration = max(1, round(rendered.duration))
