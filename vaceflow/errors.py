@@ -340,11 +340,14 @@ class ResultExpired(DownloadFailed):
 
 def describe_validation_error(error: ValidationError) -> str:
     """One line per problem, each naming the field by its body path (input.video_url)."""
+    from vaceflow.jobs import Function  # here: the error tree imports nothing at run time
+
+    tags = frozenset(f.value for f in Function)
     lines = []
     for item in error.errors():
         loc: list[Any] = list(item.get("loc", ()))
         # Drop the union tag pydantic puts first (e.g. "video_edit") and validator names.
-        loc = [p for p in loc if not (isinstance(p, str) and ("[" in p or p in _TAGS))]
+        loc = [p for p in loc if not (isinstance(p, str) and ("[" in p or p in tags))]
         where = ".".join(str(p) for p in loc)
         msg = str(item.get("msg", "")).removeprefix("Value error, ")
         if msg == "Field required":
@@ -353,8 +356,3 @@ def describe_validation_error(error: ValidationError) -> str:
             msg = msg.replace("Input should", "should", 1)
         lines.append(f"{where}: {msg}" if where else msg)
     return "; ".join(lines)
-
-
-_TAGS = frozenset(
-    {"image_reference", "video_repainting", "video_edit", "video_extension", "video_outpainting"}
-)

@@ -11,7 +11,9 @@ comes from the inputs, so a test can tell they were fetched and used:
 - video_outpainting: the video centred on the scaled canvas over a generated fill;
 - video_extension: first_frame/first_clip, a generated middle, last_clip/last_frame;
 - image_reference: subjects drifting gently over the background image (or a backdrop
-  made from the first subject) at the requested size.
+  made from the first subject) at the requested size;
+- any other function (one added to `vaceflow.jobs` without a picture here): its video
+  as given.
 
 Every frame carries the "EMULATED" mark (`mark.py`), and "AI-GENERATED" at the bottom
 right when `watermark` is true, as the service does.
@@ -86,8 +88,10 @@ def render(job: Job, checked: CheckedInputs, out: Path) -> Rendered:
             picture = _outpainting(graph, job, checked)
         elif isinstance(job, VideoExtensionJob):
             picture = _extension(graph, job, checked)
-        else:
+        elif isinstance(job, ImageReferenceJob):
             picture = _image_reference(graph, job, checked)
+        else:
+            picture = _as_given(graph, checked)
         marks = [emulated_mark(width, height)]
         if job.parameters.watermark:
             marks.append(watermark_mark(width, height))
@@ -406,6 +410,12 @@ def _sequence(g: _Graph, parts: list[tuple[str, int] | None]) -> tuple[str, int]
         [label for label, _ in present], f"concat=n={len(present)}:v=1:a=0,fps={OUTPUT.fps}"
     )
     return joined, sum(n for _, n in present)
+
+
+def _as_given(g: _Graph, checked: CheckedInputs) -> str:
+    """A function with no picture of its own here (a new one, see CONTRIBUTING.md): its
+    video as given, so a run of it still ends with a video made from its input."""
+    return g.chain(g.video(checked.get(Role.VIDEO)), "setsar=1,format=yuv420p")
 
 
 def _image_reference(g: _Graph, job: ImageReferenceJob, checked: CheckedInputs) -> str:
