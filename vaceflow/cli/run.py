@@ -50,13 +50,13 @@ __all__ = ["register"]
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
-    run_app = typer.Typer(
-        help="Run one VACE job (--dry-run: conform and validate, no upload, no spend). "
+    from vaceflow.cli.layout import command_group
+
+    run_app = command_group(
+        "Run one VACE job (--dry-run: conform and validate, no upload, no spend). "
         "Inputs are read as given: any path, URL or bucket (the restrictions of "
         "deployments and intake do not apply to you; see the README's Trust section).",
-        short_help="Run one VACE job (--dry-run: no upload, no spend).",
-        no_args_is_help=True,
-        rich_markup_mode=None,
+        "Run one VACE job (--dry-run: no upload, no spend).",
     )
     for function in Function:
         run_app.command(
