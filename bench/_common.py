@@ -1,6 +1,7 @@
 """Helpers the bench scripts share: a small clip, the emulator's record, the stack a
-flow needs (a Prefect server, SeaweedFS), the environment pointing vaceflow at them, and
-where results go. Each script stays runnable alone: `python bench/bench_x.py`.
+flow needs (a Prefect server, SeaweedFS), the environment pointing vaceflow at them, how
+a started process is stopped, and where results go. Each script stays runnable alone:
+`python bench/bench_x.py`.
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ import json
 import os
 import secrets
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,11 +29,14 @@ from vaceflow.stack.seaweedfs import SeaweedFS
 
 __all__ = [
     "RESULTS",
+    "FlowStack",
     "emulator_tasks",
+    "flow_stack",
     "make_clip",
     "prefect_server",
     "repaint_body",
     "seaweedfs",
+    "stop_child",
     "vaceflow_env",
     "warm_up_flow",
     "write_results",
@@ -88,11 +94,17 @@ def prefect_server(home: Path) -> Iterator[str]:
             )
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_child(proc, timeout=20)
+
+
+def stop_child(proc: subprocess.Popen[bytes], *, timeout: float) -> None:
+    """Ask a process this script started to end; kill it after `timeout` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @contextmanager
@@ -106,6 +118,31 @@ def seaweedfs(folder: Path) -> Iterator[SeaweedFS]:
     )
     with weed:
         yield weed
+
+
+@dataclass(frozen=True)
+class FlowStack:
+    """What a flow bench runs on (`flow_stack`)."""
+
+    folder: Path
+    """A scratch folder of the run's own, removed at the end."""
+    clip: Path
+    """`make_clip`'s clip, in `folder`."""
+    s3: SeaweedFS
+    api: str
+    """The Prefect server's API URL."""
+
+
+@contextmanager
+def flow_stack(name: str) -> Iterator[FlowStack]:
+    """A scratch folder with the bench clip, a SeaweedFS and a Prefect server of its own."""
+    with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
+        folder = Path(tmp)
+        clip = make_clip(folder)
+        (folder / "s3").mkdir()
+        (folder / "prefect").mkdir()
+        with seaweedfs(folder / "s3") as s3, prefect_server(folder / "prefect") as api:
+            yield FlowStack(folder, clip, s3, api)
 
 
 def vaceflow_env(

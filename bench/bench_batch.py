@@ -31,20 +31,11 @@ import math
 import os
 import statistics
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import (
-    emulator_tasks,
-    make_clip,
-    prefect_server,
-    repaint_body,
-    seaweedfs,
-    vaceflow_env,
-    write_results,
-)
+from _common import emulator_tasks, flow_stack, repaint_body, vaceflow_env, write_results
 
 from vaceflow.emulator import EmulatorConfig, EmulatorServer
 from vaceflow.limits import ACCOUNT
@@ -141,19 +132,15 @@ def main() -> None:
     args = parser.parse_args()
 
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
-        folder = Path(tmp)
-        clip = make_clip(folder)
-        (folder / "s3").mkdir()
-        (folder / "prefect").mkdir()
-        with seaweedfs(folder / "s3") as s3, prefect_server(folder / "prefect") as api:
-            (folder / "warm").mkdir()  # a first batch pays the cold caches, untimed
-            warm = one_batch(None, 2, 1.0, clip, s3, folder / "warm", api)
-            print(f"warm-up batch (untimed): {warm['wall_s']} s", flush=True)
-            for bound in args.bounds:
-                row = one_batch(bound or None, args.jobs, args.latency, clip, s3, folder, api)
-                print(f"  bound {row['bound']}: span {row['span_s']} s, wall {row['wall_s']} s")
-                rows.append(row)
+    with flow_stack("bench-batch") as stack:
+        folder, clip, s3, api = stack.folder, stack.clip, stack.s3, stack.api
+        (folder / "warm").mkdir()  # a first batch pays the cold caches, untimed
+        warm = one_batch(None, 2, 1.0, clip, s3, folder / "warm", api)
+        print(f"warm-up batch (untimed): {warm['wall_s']} s", flush=True)
+        for bound in args.bounds:
+            row = one_batch(bound or None, args.jobs, args.latency, clip, s3, folder, api)
+            print(f"  bound {row['bound']}: span {row['span_s']} s, wall {row['wall_s']} s")
+            rows.append(row)
 
     print(
         f"\n`vaceflow batch`, {args.jobs} jobs, {args.latency:g} s tasks, {RUNNING} running at "

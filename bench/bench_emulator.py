@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import http.server
-import json
 import os
 import platform
 import secrets
@@ -40,9 +39,7 @@ from typing import Any
 import httpx
 
 from vaceflow.client import Client, RetryPolicy
-from vaceflow.media.ffmpeg import find_ffmpeg
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TASKS_IN_FLIGHT = 50
 START_TIMEOUT = 60.0
 
@@ -103,6 +100,8 @@ def spawned(
     name: str, command: list[str], port: int, health: str, key: str | None
 ) -> Iterator[Server]:
     """Spawn, time until the first healthy answer, yield, stop."""
+    from _common import stop_child  # not at the top: the bare app's process loads this file
+
     root = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     began = time.perf_counter()
@@ -125,12 +124,7 @@ def spawned(
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         yield Server(name, root, health, headers, process, elapsed)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_child(process, timeout=10)
 
 
 def emulator_command(port: int, key: str) -> list[str]:
@@ -160,29 +154,10 @@ def hello_command(port: int) -> list[str]:
 @contextmanager
 def served_input() -> Iterator[str]:
     """A small real clip over loopback HTTP, so running tasks can fetch their input."""
+    from _common import make_clip
+
     with tempfile.TemporaryDirectory(prefix="bench-emulator-") as folder:
-        clip = Path(folder) / "in.mp4"
-        subprocess.run(
-            [
-                find_ffmpeg().path,
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-y",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=s=320x240:r=24:d=1",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-pix_fmt",
-                "yuv420p",
-                str(clip),
-            ],
-            check=True,
-        )
+        make_clip(Path(folder), "in.mp4")
 
         class Quiet(http.server.SimpleHTTPRequestHandler):
             def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -400,9 +375,9 @@ def main() -> None:
         "hello_world": hello,
         "ratio_emulator_to_hello": ratios,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"bench_emulator-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    from _common import write_results
+
+    out = write_results("bench_emulator", report)
     print_table(emulator, hello, ratios)
     print(f"\nwritten: {out}")
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -31,15 +30,7 @@ from typing import Any
 
 import dashscope
 import httpx
-from _common import (
-    emulator_tasks,
-    make_clip,
-    prefect_server,
-    repaint_body,
-    seaweedfs,
-    vaceflow_env,
-    warm_up_flow,
-)
+from _common import emulator_tasks, flow_stack, repaint_body, vaceflow_env, warm_up_flow
 from _common import write_results as write
 from dashscope import VideoSynthesis
 
@@ -240,22 +231,18 @@ def main() -> None:
     args = parser.parse_args()
     latencies = [20.0] if args.quick else [20.0, 60.0]
 
-    with tempfile.TemporaryDirectory(prefix="bench-flow-") as tmp:
-        folder = Path(tmp)
-        clip = make_clip(folder)
-        (folder / "s3").mkdir()
-        (folder / "prefect").mkdir()
-        with seaweedfs(folder / "s3") as s3, prefect_server(folder / "prefect") as api:
-            os.environ["PREFECT_API_URL"] = api
-            os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-            warm = warm_up_flow(clip, s3, folder, key=KEY, interval=args.status_interval)
-            print(f"warm-up flow run (untimed): {warm:.1f}s", flush=True)
-            rows: list[dict[str, Any]] = []
-            for latency in latencies:
-                rows += one_latency(latency, args.jobs, clip, s3, folder, args.status_interval)
-            from prefect.logging.handlers import APILogWorker
+    with flow_stack("bench-flow") as stack:
+        folder, clip, s3 = stack.folder, stack.clip, stack.s3
+        os.environ["PREFECT_API_URL"] = stack.api
+        os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+        warm = warm_up_flow(clip, s3, folder, key=KEY, interval=args.status_interval)
+        print(f"warm-up flow run (untimed): {warm:.1f}s", flush=True)
+        rows: list[dict[str, Any]] = []
+        for latency in latencies:
+            rows += one_latency(latency, args.jobs, clip, s3, folder, args.status_interval)
+        from prefect.logging.handlers import APILogWorker
 
-            APILogWorker.drain_all(timeout=5)  # before the server goes
+        APILogWorker.drain_all(timeout=5)  # before the server goes
 
     summary = summarize(rows)
     print(

@@ -27,11 +27,7 @@ def artifact_key(job_id: str, what: str) -> str:
     return f"{job_id}-{what}".lower().replace("_", "-")
 
 
-@task(
-    name="record",
-    task_run_name="record {collected.record.id}",
-    cache_policy=NO_CACHE,
-)
+@task(name="record", task_run_name="record {collected.record.id}", cache_policy=NO_CACHE)
 def record(svc: Services, collected: Collected) -> JobRecord:
     job = svc.catalog.get(collected.record.id)
     out = job.output

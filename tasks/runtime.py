@@ -38,6 +38,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from pydantic import SecretStr
 
+from tasks.scope import bound
 from vaceflow.errors import ConfigError
 from vaceflow.inflight import LocalSlots
 from vaceflow.jobs import Job
@@ -286,11 +287,10 @@ def open_runtime(
         slots = LocalSlots(account.in_flight)
     services = Services.from_settings(settings, budget=budget, in_flight=slots)
     runtime = Runtime(services, slots, listener, {_key(job): done for job, done in prepared})
-    token = _current.set(runtime)
     try:
-        yield runtime
+        with bound(_current, runtime):
+            yield runtime
     finally:
-        _current.reset(token)
         services.close()
         if isinstance(budget, PrefectRateBudget):
             budget.close()
@@ -303,20 +303,11 @@ def flow_runtime(max_in_flight: int | None = None) -> Iterator[Runtime]:
     flight for this flow and the flows it starts (never more than the account's)."""
     current = _current.get()
     if current is None:
-        with open_runtime() as opened, _scope(opened.narrowed(max_in_flight)) as runtime:
+        with open_runtime() as opened, bound(_current, opened.narrowed(max_in_flight)) as runtime:
             yield runtime
         return
-    with _scope(current.narrowed(max_in_flight)) as runtime:
+    with bound(_current, current.narrowed(max_in_flight)) as runtime:
         yield runtime
-
-
-@contextmanager
-def _scope(runtime: Runtime) -> Iterator[Runtime]:
-    token = _current.set(runtime)
-    try:
-        yield runtime
-    finally:
-        _current.reset(token)
 
 
 def flow_settings() -> Settings:

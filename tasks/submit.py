@@ -13,12 +13,7 @@ from vaceflow.services import Services
 __all__ = ["submit"]
 
 
-@task(
-    name="submit",
-    task_run_name="submit {record.id}",
-    retries=0,
-    cache_policy=NO_CACHE,
-)
+@task(name="submit", task_run_name="submit {record.id}", retries=0, cache_policy=NO_CACHE)
 def submit(svc: Services, record: JobRecord, prepared: PreparedJob, staged: Staged) -> JobRecord:
     """One submission per job, ever: `vaceflow.pipeline.submit_job` holds the rules."""
     return submit_job(svc, record, prepared, staged)

@@ -16,10 +16,10 @@ choose the policy it is judged by. Below the flows it is an explicit parameter.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 
+from tasks.scope import bound
 from vaceflow.settings import Settings
 from vaceflow.trust import TrustPolicy
 
@@ -39,14 +39,9 @@ def run_policy(settings: Settings) -> TrustPolicy:
     return TrustPolicy.open()
 
 
-@contextmanager
-def policy_scope(policy: TrustPolicy) -> Iterator[TrustPolicy]:
+def policy_scope(policy: TrustPolicy) -> AbstractContextManager[TrustPolicy]:
     """Flows (and tasks) started inside apply `policy`."""
-    token = _scoped.set(policy)
-    try:
-        yield policy
-    finally:
-        _scoped.reset(token)
+    return bound(_scoped, policy)
 
 
 def started_by_deployment() -> bool:

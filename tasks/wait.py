@@ -19,12 +19,7 @@ from vaceflow.steps import JobListener
 __all__ = ["wait"]
 
 
-@task(
-    name="wait",
-    task_run_name="wait {record.task_id}",
-    retries=0,
-    cache_policy=NO_CACHE,
-)
+@task(name="wait", task_run_name="wait {record.task_id}", retries=0, cache_policy=NO_CACHE)
 def wait(
     svc: Services,
     record: JobRecord,

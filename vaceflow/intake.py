@@ -269,22 +269,12 @@ class S3Intake:
         return "/".join(p for p in (self.prefix, *parts) if p)
 
     def pending(self) -> list[str]:
-        start = self._key("") + "/" if self.prefix else ""
-        names: list[str] = []
-        with self._translate("ListObjectsV2", start):
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=start, Delimiter="/"
-            )
-            for page in pages:
-                names.extend(obj["Key"][len(start) :] for obj in page.get("Contents", []))
-        return sorted(n for n in names if n and is_job_file(n))
+        return sorted(self._job_files(self._key("") + "/" if self.prefix else ""))
 
     def claim(self, name: str) -> bytes | None:
         source, target = self._key(name), self._key(PROCESSING, name)
         try:
-            with self._translate("GetObject", source):
-                got = self.client.get_object(Bucket=self.bucket, Key=source)
-                data: bytes = got["Body"].read(self.max_bytes + 1)
+            got, data = self._read(source)
             with self._translate("CopyObject", target):
                 self.client.copy_object(
                     Bucket=self.bucket,
@@ -300,27 +290,14 @@ class S3Intake:
         return data
 
     def stale(self, older_than: timedelta) -> list[str]:
-        start = self._key(PROCESSING, "") + "/"
         cutoff = datetime.now(UTC) - older_than
-        names: list[str] = []
-        with self._translate("ListObjectsV2", start):
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=start, Delimiter="/"
-            )
-            for page in pages:
-                names.extend(
-                    obj["Key"][len(start) :]
-                    for obj in page.get("Contents", [])
-                    if obj["LastModified"] < cutoff
-                )
-        return sorted(n for n in names if n and is_job_file(n))
+        written = self._job_files(self._key(PROCESSING, "") + "/")
+        return sorted(name for name, at in written.items() if at < cutoff)
 
     def reclaim(self, name: str) -> bytes | None:
         key = self._key(PROCESSING, name)
         try:
-            with self._translate("GetObject", key):
-                got = self.client.get_object(Bucket=self.bucket, Key=key)
-                data: bytes = got["Body"].read(self.max_bytes + 1)
+            got, data = self._read(key)
             # Copied onto itself with a new claimant: its LastModified (the claim's
             # age) starts again, and only if nobody did the same since we looked.
             with self._translate("CopyObject", key):
@@ -359,6 +336,28 @@ class S3Intake:
                 raise  # 404: a second watcher's claim, finished by the first
         self._delete(source)
         return f"s3://{self.bucket}/{dest}"
+
+    def _job_files(self, start: str) -> dict[str, datetime]:
+        """The job files directly under `start`, with when each was last written."""
+        found: dict[str, datetime] = {}
+        with self._translate("ListObjectsV2", start):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=start, Delimiter="/"
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    name = obj["Key"][len(start) :]
+                    if name and is_job_file(name):
+                        found[name] = obj["LastModified"]
+        return found
+
+    def _read(self, key: str) -> tuple[dict[str, Any], bytes]:
+        """The object's answer (its ETag, LastModified) and up to `max_bytes` + 1 of its
+        bytes: enough to tell a file over the limit."""
+        with self._translate("GetObject", key):
+            got = self.client.get_object(Bucket=self.bucket, Key=key)
+            data: bytes = got["Body"].read(self.max_bytes + 1)
+        return got, data
 
     def _delete(self, key: str) -> None:
         with self._translate("DeleteObject", key):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
     "LIST_TIME_FORMAT",
@@ -50,6 +50,14 @@ class TaskStatus(StrEnum):
 _FINAL = frozenset(
     {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELED, TaskStatus.UNKNOWN}
 )
+
+
+def _known_or_unknown(value: Any) -> Any:
+    return value if value in TaskStatus.__members__ else TaskStatus.UNKNOWN
+
+
+_ServiceStatus = Annotated[TaskStatus, BeforeValidator(_known_or_unknown)]
+"""A status as the service sends it: one this client does not know reads as UNKNOWN."""
 
 SERVICE_TZ = timezone(timedelta(hours=8), "CST")
 """The service's clock: its timestamps and the task list's windows are China Standard
@@ -95,7 +103,7 @@ class Usage(_Lenient):
 
 class TaskOutput(_Lenient):
     task_id: str
-    task_status: TaskStatus
+    task_status: _ServiceStatus
     submit_time: str | None = None
     scheduled_time: str | None = None
     end_time: str | None = None
@@ -106,11 +114,6 @@ class TaskOutput(_Lenient):
     code: str | None = None
     """Set when the task FAILED."""
     message: str | None = None
-
-    @field_validator("task_status", mode="before")
-    @classmethod
-    def _unknown_status(cls, value: Any) -> Any:
-        return value if value in TaskStatus.__members__ else TaskStatus.UNKNOWN
 
 
 class SubmitResponse(_Lenient):
@@ -140,18 +143,13 @@ class TaskListItem(_Lenient):
     """One row of `GET /tasks`: status only, never the result (fetch the task for that)."""
 
     task_id: str
-    status: TaskStatus
+    status: _ServiceStatus
     model_name: str | None = None
     request_id: str | None = None
     gmt_create: int | None = None
     start_time: int | None = None
     end_time: int | None = None
     """Epoch milliseconds; absent while the task runs."""
-
-    @field_validator("status", mode="before")
-    @classmethod
-    def _unknown_status(cls, value: Any) -> Any:
-        return value if value in TaskStatus.__members__ else TaskStatus.UNKNOWN
 
 
 class TaskListResponse(_Lenient):

@@ -113,7 +113,7 @@ def _batch(
 ) -> None:
     from rich.console import Console
 
-    from vaceflow.cli.run import _budget_error, _estimate
+    from vaceflow.cli.run import _estimate, stop_over_budget
     from vaceflow.cli.running import EXIT, progress
     from vaceflow.errors import InputRefused, MediaError, VaceflowError
     from vaceflow.media.prepare import prepare
@@ -143,11 +143,7 @@ def _batch(
     running = min(max_in_flight or account.in_flight, account.concurrent_tasks)  # the rest queue
     estimate, over = _estimate(prepared, budget, concurrency=running)
     if over is not None:
-        if json_out:
-            typer.echo(json.dumps({"ok": False, "error": _budget_error(over)}, indent=2))
-        else:
-            console.print(f"[bold red]over budget:[/] {over}", highlight=False)
-        raise typer.Exit(EXIT["over_budget"])
+        stop_over_budget(console, over, json_out=json_out)
     if not json_out:
         console.print(f"[bold]estimate:[/] {estimate.summary}", highlight=False)
     if dry_run:

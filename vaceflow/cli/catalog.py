@@ -236,11 +236,11 @@ def _done(report: dict[str, object]) -> str:
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
-    catalog_app = typer.Typer(
-        help="The job ledger: what ran, what it cost, where the videos are.",
-        short_help="The job ledger: jobs, costs, videos.",
-        no_args_is_help=True,
-        rich_markup_mode=None,
+    from vaceflow.cli.layout import command_group
+
+    catalog_app = command_group(
+        "The job ledger: what ran, what it cost, where the videos are.",
+        "The job ledger: jobs, costs, videos.",
     )
     app.add_typer(catalog_app, name="catalog")
     settle.register(catalog_app)

@@ -16,11 +16,11 @@ __all__ = ["register"]
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
-    dev = typer.Typer(
-        help="The local stack on loopback: SeaweedFS (S3), the DashScope emulator, Prefect.",
-        short_help="The local stack: S3, the emulator, Prefect.",
-        no_args_is_help=True,
-        rich_markup_mode=None,
+    from vaceflow.cli.layout import command_group
+
+    dev = command_group(
+        "The local stack on loopback: SeaweedFS (S3), the DashScope emulator, Prefect.",
+        "The local stack: S3, the emulator, Prefect.",
     )
 
     @dev.command("up")

@@ -17,10 +17,27 @@ from pathlib import Path
 
 import typer
 
-__all__ = ["Column", "Whole", "echo", "fields", "shown_path", "table", "width", "wrap"]
+__all__ = [
+    "Column",
+    "Whole",
+    "command_group",
+    "echo",
+    "fields",
+    "shown_path",
+    "table",
+    "width",
+    "wrap",
+]
 
 _DEFAULT_WIDTH = 80
 _MIN_WIDTH = 40
+
+
+def command_group(help_text: str, short_help: str) -> typer.Typer:
+    """A group of subcommands (`vaceflow catalog ...`): plain help, like the root's."""
+    return typer.Typer(
+        help=help_text, short_help=short_help, no_args_is_help=True, rich_markup_mode=None
+    )
 
 
 def width() -> int:

@@ -45,18 +45,18 @@ if TYPE_CHECKING:
     from vaceflow.media.prepare import PreparedJob
     from vaceflow.settings import Settings
 
-__all__ = ["register"]
+__all__ = ["register", "stop_over_budget"]
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
-    run_app = typer.Typer(
-        help="Run one VACE job (--dry-run: conform and validate, no upload, no spend). "
+    from vaceflow.cli.layout import command_group
+
+    run_app = command_group(
+        "Run one VACE job (--dry-run: conform and validate, no upload, no spend). "
         "Inputs are read as given: any path, URL or bucket (the restrictions of "
         "deployments and intake do not apply to you; see the README's Trust section).",
-        short_help="Run one VACE job (--dry-run: no upload, no spend).",
-        no_args_is_help=True,
-        rich_markup_mode=None,
+        "Run one VACE job (--dry-run: no upload, no spend).",
     )
     for function in Function:
         run_app.command(
@@ -306,7 +306,7 @@ def _submit(
 ) -> None:
     """The real run: the plan and estimate first, then the same preparation run."""
     from vaceflow.cli.problems import UserProblem, prefect_api_url, preflight
-    from vaceflow.cli.running import EXIT, run_one, stop
+    from vaceflow.cli.running import run_one, stop
     from vaceflow.settings import Settings
 
     try:
@@ -315,11 +315,7 @@ def _submit(
         stop(problem, json_out=json_out)
 
     if over is not None:
-        if json_out:
-            typer.echo(json.dumps({"ok": False, "error": _budget_error(over)}, indent=2))
-        else:
-            console.print(f"[bold red]over budget:[/] {over}", highlight=False)
-        raise typer.Exit(EXIT["over_budget"])
+        stop_over_budget(console, over, json_out=json_out)
     if not json_out:
         _print_plan(console, prepared)
         console.print(f"[bold]estimate:[/] {estimate.summary}", highlight=False)
@@ -488,6 +484,17 @@ def _existing_catalog(settings: Settings) -> Catalog | None:
     if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
         return None
     return Catalog.from_settings(settings)
+
+
+def stop_over_budget(console: Any, over: BudgetExceeded, *, json_out: bool) -> NoReturn:
+    """A real run (`run`, `batch`) refused by --budget: say so and exit, nothing submitted."""
+    from vaceflow.cli.running import EXIT
+
+    if json_out:
+        typer.echo(json.dumps({"ok": False, "error": _budget_error(over)}, indent=2))
+    else:
+        console.print(f"[bold red]over budget:[/] {over}", highlight=False)
+    raise typer.Exit(EXIT["over_budget"])
 
 
 def _budget_error(exc: BudgetExceeded) -> dict[str, Any]:
