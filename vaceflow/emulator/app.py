@@ -397,20 +397,28 @@ def _add_emulator_routes(app: FastAPI, emu: _Emulator) -> None:
     @app.post("/_emulator/latency")
     async def set_latency(request: Request) -> dict[str, float]:
         """`?seconds=S`: tasks stay RUNNING S seconds, those running now too."""
-        try:
-            seconds = float(request.query_params.get("seconds", ""))
-            emu.runner.set_latency(seconds)
-        except ValueError as exc:
-            raise HTTPException(400, f"latency: {exc}") from None
+        seconds = _seconds(request, "seconds")
+        _or_400(emu.runner.set_latency, seconds)
         return {"latency": seconds}
 
     @app.post("/_emulator/clock")
     async def advance_clock(request: Request) -> dict[str, float]:
-        try:
-            seconds = float(request.query_params.get("advance", "0"))
-            return {"now": emu.clock.advance(seconds)}
-        except ValueError as exc:
-            raise HTTPException(400, str(exc)) from None
+        """`?advance=S`: the clock moves S seconds forward (expiries come sooner)."""
+        return {"now": _or_400(emu.clock.advance, _seconds(request, "advance"))}
+
+
+def _seconds(request: Request, name: str) -> float:
+    try:
+        return float(request.query_params[name])
+    except (KeyError, ValueError):
+        raise HTTPException(400, f"{name}: seconds expected") from None
+
+
+def _or_400(change: Callable[[float], Any], seconds: float) -> Any:
+    try:
+        return change(seconds)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
 
 
 def _record(task: Task) -> dict[str, Any]:
