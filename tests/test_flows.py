@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures_emulator import set_latency
 from tests.fixtures_flows import VaceEnv
 from tests.media import MediaFactory
 from vaceflow.catalog import Catalog, JobStatus
@@ -127,9 +129,11 @@ def test_refused_input_never_reaches_the_service(vace_env: MakeEnv, media: Media
 def test_batch_never_has_more_in_flight_than_its_limit(
     vace_env: MakeEnv, media: MediaFactory
 ) -> None:
+    """The service holds every task until the batch has 3 in flight (its limit, which
+    it must reach), then lets them end: the peak is the limit, never more."""
     from flows.batch import vace_batch
 
-    env = vace_env(latency=2.0, concurrency=20, submit_qps=0)
+    env = vace_env(latency=3600, concurrency=20, submit_qps=0)
     clip = media.video(width=320, height=240, fps=16, seconds=1.0, name="batch")
     jobs = [
         parse_job(
@@ -141,12 +145,28 @@ def test_batch_never_has_more_in_flight_than_its_limit(
                 }
             }
         )
-        for i in range(9)  # three rounds of three
+        for i in range(6)  # two rounds of three
     ]
-    outcomes = vace_batch(jobs, max_in_flight=3)
+    outcomes: list[Any] = []
+    runner = threading.Thread(
+        target=contextvars.copy_context().run,
+        args=(lambda: outcomes.extend(vace_batch(jobs, max_in_flight=3)),),
+    )
+    runner.start()
+    _hold_until_in_flight(env, 3, runner)
+    runner.join(timeout=600)
     assert [o.error for o in outcomes if not o.ok] == []
-    assert env.submissions() == 9
-    assert 2 <= _peak_in_flight(env.tasks()) <= 3  # the limit held, and was used
+    assert env.submissions() == 6
+    assert _peak_in_flight(env.tasks()) == 3
+
+
+def _hold_until_in_flight(env: VaceEnv, count: int, *runners: threading.Thread) -> None:
+    """Wait until `count` tasks are in flight at the service (held there: the emulator's
+    latency is an hour), then let every task end in a second."""
+    while sum(t["status"] in ("PENDING", "RUNNING") for t in env.tasks()) < count:
+        assert any(r.is_alive() for r in runners), "the batches ended before the hold"
+        time.sleep(0.2)
+    set_latency(env.emulator, 1.0)
 
 
 def test_two_batches_at_once_share_the_accounts_bound(
@@ -159,7 +179,7 @@ def test_two_batches_at_once_share_the_accounts_bound(
     from tasks.runtime import apply_account_limits
     from vaceflow.settings import Settings
 
-    env = vace_env(latency=6.0, concurrency=20, submit_qps=0)  # 5 submits fit in a task
+    env = vace_env(latency=3600, concurrency=20, submit_qps=0)  # held until 4 in flight
     account = Settings.load().account
     assert account.in_flight == 4
     apply_account_limits(account)  # as `vaceflow dev up` sets the server up
@@ -176,7 +196,7 @@ def test_two_batches_at_once_share_the_accounts_bound(
                     "video_url": str(clip),
                 }
             }
-            for i in range(6)
+            for i in range(4)
         ]
         outcomes[tag] = vace_batch([parse_job(b) for b in bodies], max_in_flight=caps[tag])
 
@@ -185,12 +205,13 @@ def test_two_batches_at_once_share_the_accounts_bound(
     ]
     for thread in threads:
         thread.start()
+    _hold_until_in_flight(env, account.in_flight, *threads)
     for thread in threads:
         thread.join(timeout=600)
 
     assert [o.error for tag in caps for o in outcomes[tag] if not o.ok] == []
     tasks = env.tasks()
-    assert len(tasks) == env.submissions() == 12
+    assert len(tasks) == env.submissions() == 8
     mine = {
         tag: [t for t in tasks if t["body"]["input"]["prompt"].startswith(f"{tag} ")]
         for tag in caps

@@ -39,7 +39,7 @@ pytestmark = pytest.mark.team  # `-m "not team"` skips the slowest part of the s
 PROJECT = Path(__file__).resolve().parents[1]
 DEPLOYMENT = "vace_job/team-batch"
 IN_FLIGHT = 3
-JOBS = int(os.environ.get("VACEFLOW_TEAM_BATCH_JOBS", "12"))
+JOBS = int(os.environ.get("VACEFLOW_TEAM_BATCH_JOBS", "8"))
 """Each job is a flow-run process on a worker (seconds of CPU to start Prefect and the
 flow). Both workers take jobs whatever the timing: the pool is handed twice IN_FLIGHT
 runs at once, more than one worker runs (`RUNS_PER_WORKER`)."""
