@@ -18,13 +18,14 @@ import pytest
 from tests.conftest import FileServer
 from tests.fixtures_emulator import TEST_KEY, StartEmulator, emulator_state
 from tests.media import MediaFactory
+from tests.test_waiting_watcher import repaint, sdk_poll_count
 from vaceflow.catalog import Catalog
 from vaceflow.client import Client
 from vaceflow.jobs import parse_job
 from vaceflow.limits import AccountLimits
 from vaceflow.ratebudget import LocalRateBudget
 from vaceflow.responses import TaskResponse, TaskStatus
-from vaceflow.waiting import PollSchedule, TaskWatcher, sdk_interval
+from vaceflow.waiting import PollSchedule, TaskWatcher
 
 SCHEDULE = PollSchedule()
 CST = timezone(timedelta(hours=8))
@@ -34,22 +35,6 @@ CST = timezone(timedelta(hours=8))
 @pytest.fixture(scope="module")
 def clip(media: MediaFactory) -> Path:
     return media.video(width=320, height=240, fps=16, seconds=1.0)
-
-
-def repaint(url: str, n: int) -> dict[str, object]:
-    return {
-        "input": {"function": "video_repainting", "prompt": f"fox {n}", "video_url": url},
-        "parameters": {"control_condition": "depth"},
-    }
-
-
-def sdk_queries(seconds: float) -> int:
-    """How many queries the SDK's `wait()` makes on a task that takes `seconds`."""
-    count, now = 1, 0.0
-    while now < seconds:
-        now += sdk_interval(now)
-        count += 1
-    return count
 
 
 def ran_at_each_query(task: dict[str, Any]) -> list[float]:
@@ -85,7 +70,7 @@ def test_one_task_costs_a_few_gets_and_its_end_is_noticed_within_the_dense_windo
         ends=task["end_time"] - task["submit_time"], expected=latency, starts=starts
     )
     assert task["queries"] <= len(planned) + 1  # the schedule's own count (a late tick aside)
-    assert task["queries"] < sdk_queries(task["end_time"] - task["submit_time"])
+    assert task["queries"] < sdk_poll_count(task["end_time"] - task["submit_time"])
 
 
 def test_many_tasks_cost_one_list_a_tick_and_one_get_each(
