@@ -117,6 +117,23 @@ def cancel_pending_task(flow: Flow[Any, Any], flow_run: FlowRun, state: State[An
 
     with open_runtime() as runtime:
         cancel_if_pending(runtime.services, str(flow_run.id))
+    _end_cancelled(flow_run)
+
+
+def _end_cancelled(run: FlowRun) -> None:
+    """A cancel a person asked for ends Cancelled. Prefect's runner gives the run's process
+    1 s to acknowledge a cancel before it kills it; on a busy machine the process's engine
+    then records Crashed, and the runner's own Cancelled is refused over that final state.
+    This hook runs only on an asked cancel, after the process is gone."""
+    from prefect import get_client
+    from prefect.states import Cancelled
+
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(run.id).state
+        if state is not None and state.is_crashed():
+            client.set_flow_run_state(
+                run.id, Cancelled(message="Flow run was cancelled."), force=True
+            )
 
 
 @flow(

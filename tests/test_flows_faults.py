@@ -449,6 +449,34 @@ def test_cancelling_a_pending_task(vace_env: MakeEnv, clip: Path) -> None:
     assert env.submissions() == 2
 
 
+def test_a_cancel_the_runner_had_to_kill_for_ends_cancelled(vace_env: MakeEnv) -> None:
+    """Prefect's runner kills a run whose process does not acknowledge a cancel within 1 s
+    (a busy machine) and the engine records Crashed; the flow's cancellation hook, which
+    the runner calls next, ends the run Cancelled as the person asked. A cancel the
+    process did acknowledge is left to the runner."""
+    from prefect import get_client
+    from prefect.states import Cancelling, Crashed, Running
+
+    from flows.job import cancel_pending_task, vace_job
+
+    vace_env()
+    with get_client(sync_client=True) as client:
+        killed, acked = (client.create_flow_run(vace_job, state=Running()) for _ in range(2))
+        for run in (killed, acked):
+            client.set_flow_run_state(run.id, Cancelling(), force=True)
+        crashed = Crashed(message="Execution was aborted by a termination signal.")
+        client.set_flow_run_state(killed.id, crashed, force=True)  # what the engine does
+
+        for run in (killed, acked):
+            cancel_pending_task(vace_job, client.read_flow_run(run.id), Cancelling())
+
+        ended, left = (client.read_flow_run(run.id).state for run in (killed, acked))
+    assert ended is not None
+    assert ended.is_cancelled()
+    assert left is not None
+    assert left.is_cancelling()
+
+
 # --- retries: one layer per call; the flow's tasks add none ----------------------------
 
 
