@@ -24,17 +24,17 @@ from __future__ import annotations
 import base64
 import contextvars
 import json
+import logging
 import random
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from pydantic import SecretStr
 
@@ -65,6 +65,8 @@ __all__ = [
     "server_configured",
     "server_limits",
 ]
+
+logger = logging.getLogger(__name__)
 
 RUNNING_LIMIT = "vaceflow-dashscope-in-flight"
 """Global concurrency limit: jobs submitted and not yet ended, across every worker."""
@@ -135,26 +137,45 @@ def _upsert(client: SyncPrefectClient, name: str, limit: int, decay: float | Non
                 raise
 
 
-class PrefectRateBudget:
-    """`RateBudget` over Prefect global rate limits: one budget for every worker.
+class _PrefectApi:
+    """POSTs to the configured Prefect API on a plain HTTP client, for the calls a job
+    makes on its way to the submit. A local server on SQLite answers 503 ("database is
+    locked") whenever another write lands between the read and the write of a slot's
+    increment; Prefect's own client sleeps 2 s after a 503, even with its retries off,
+    where a 20th of a second is enough: this client retries by itself, and waits as long
+    as a 423 (no slot yet) says. The API's address and credentials are read in the
+    context this was made in, since calls come from threads Prefect did not start (the
+    shared status watcher)."""
 
-    Each slot is one `POST /v2/concurrency_limits/increment` on a plain HTTP client. A
-    local server on SQLite answers 503 ("database is locked") whenever another write
-    lands between the read and the write of its increment; Prefect's own client sleeps
-    1 to 2 s after any 503, even with its retries off, where a 20th of a second is
-    enough: this budget retries by itself. The API's address and credentials are read
-    in the context the budget was made in, since calls come from threads Prefect did
-    not start (the shared status watcher).
-    """
-
-    def __init__(self, account: AccountLimits) -> None:
-        self._account = account
+    def __init__(self) -> None:
         self._context = contextvars.copy_context()
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
 
-    def acquire(self, kind: CallKind) -> None:
-        self._take(_rate_limit(kind))
+    def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        """The answer to `body` at `path`, once the server has one that is not busy."""
+        busy = 0
+        while True:
+            try:
+                answer = self._http().post(path, json=body)
+                answer.raise_for_status()
+                return answer
+            except httpx.HTTPStatusError as exc:
+                code = exc.response.status_code
+                if code == 423:  # no slot yet: the server says when one frees up
+                    time.sleep(float(exc.response.headers.get("Retry-After", 0.1)))
+                    continue
+                if code not in (502, 503) or busy >= _BUSY_RETRIES:
+                    raise
+            except httpx.TransportError:
+                if busy >= _BUSY_RETRIES:
+                    raise
+            busy += 1
+            time.sleep(min(1.0, 0.05 * 2**busy) * random.uniform(0.5, 1.0))
+
+    def in_context(self, call: Callable[[], None]) -> None:
+        """`call` in the context this client was made in (the same Prefect API)."""
+        self._context.copy().run(call)
 
     def close(self) -> None:
         with self._lock:
@@ -168,33 +189,86 @@ class PrefectRateBudget:
                 self._client = self._context.run(_prefect_api_client)
             return self._client
 
-    def _take(self, name: str) -> None:
-        busy = 0
-        body = {"names": [name], "slots": 1, "mode": "rate_limit"}
-        while True:
-            try:
-                taken = self._http().post("v2/concurrency_limits/increment", json=body)
-                taken.raise_for_status()
-            except httpx.HTTPStatusError as exc:
-                code = exc.response.status_code
-                if code == 423:  # no slot yet: the server says when one frees up
-                    time.sleep(float(exc.response.headers.get("Retry-After", 0.1)))
-                    continue
-                if code not in (502, 503) or busy >= _BUSY_RETRIES:
-                    raise
-                busy += 1
-                time.sleep(min(1.0, 0.05 * 2**busy) * random.uniform(0.5, 1.0))
-                continue
-            except httpx.TransportError:
-                if busy >= _BUSY_RETRIES:
-                    raise
-                busy += 1
-                time.sleep(min(1.0, 0.05 * 2**busy) * random.uniform(0.5, 1.0))
-                continue
-            if taken.json():
-                return
+
+class PrefectRateBudget:
+    """`RateBudget` over Prefect global rate limits: one budget for every worker. Each
+    call is one `POST /v2/concurrency_limits/increment` (`_PrefectApi`)."""
+
+    def __init__(self, account: AccountLimits, api: _PrefectApi) -> None:
+        self._account = account
+        self._api = api
+
+    def acquire(self, kind: CallKind) -> None:
+        body = {"names": [_rate_limit(kind)], "slots": 1, "mode": "rate_limit"}
+        while not self._api.post("v2/concurrency_limits/increment", body).json():
             # The limit was deleted: make it again, as a first run would.
-            self._context.copy().run(ensure_account_limits, self._account)
+            self._api.in_context(lambda: ensure_account_limits(self._account))
+
+
+class ServerSlots:
+    """`Slots` of the server's in-flight limit, which every worker shares: a lease on one
+    slot (`POST /v2/concurrency_limits/increment-with-lease`, `_PrefectApi`), renewed
+    while the job holds it, so that a killed worker's slot comes back when its lease
+    ends, and given back at the end."""
+
+    def __init__(self, account: AccountLimits, api: _PrefectApi) -> None:
+        self._account = account
+        self._api = api
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        lease = self._take()
+        done = threading.Event()
+        renewer = threading.Thread(
+            target=self._renew, args=(lease, done), name="vaceflow-slot-lease", daemon=True
+        )
+        renewer.start()
+        try:
+            yield
+        finally:
+            done.set()
+            renewer.join()
+            self._api.post("v2/concurrency_limits/decrement-with-lease", {"lease_id": lease})
+
+    def _take(self) -> str:
+        body: dict[str, Any] = {
+            "names": [RUNNING_LIMIT],
+            "slots": 1,
+            "mode": "concurrency",
+            "lease_duration": LEASE_SECONDS,
+        }
+        holder = _holder()
+        if holder is not None:
+            body["holder"] = holder
+        while True:
+            taken = self._api.post("v2/concurrency_limits/increment-with-lease", body).json()
+            lease = str(taken["lease_id"])
+            if taken.get("limits"):
+                return lease
+            # The limit was deleted: the lease holds nothing. Make it, as a first run would.
+            self._api.post("v2/concurrency_limits/decrement-with-lease", {"lease_id": lease})
+            self._api.in_context(lambda: ensure_account_limits(self._account))
+
+    def _renew(self, lease: str, done: threading.Event) -> None:
+        path = f"v2/concurrency_limits/leases/{lease}/renew"
+        while not done.wait(LEASE_SECONDS / 3):
+            try:
+                self._api.post(path, {"lease_duration": LEASE_SECONDS})
+            except httpx.HTTPError as exc:  # the next renewal may get through
+                logger.warning("could not renew the in-flight slot's lease: %s", exc)
+
+
+def _holder() -> dict[str, str] | None:
+    """The run holding a slot, as the Prefect UI lists it."""
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    task = TaskRunContext.get()
+    if task is not None:
+        return {"type": "task_run", "id": str(task.task_run.id)}
+    flow = FlowRunContext.get()
+    if flow is not None and flow.flow_run is not None:
+        return {"type": "flow_run", "id": str(flow.flow_run.id)}
+    return None
 
 
 def _prefect_api_client() -> httpx.Client:
@@ -204,7 +278,7 @@ def _prefect_api_client() -> httpx.Client:
 
     api = get_current_settings().api
     if not api.url:
-        raise ConfigError("no Prefect API is configured for the shared rate budget")
+        raise ConfigError("no Prefect API is configured for the shared limits")
     headers: dict[str, str] = {}
     if api.auth_string is not None:
         token = base64.b64encode(api.auth_string.get_secret_value().encode()).decode()
@@ -224,15 +298,8 @@ def _prefect_api_client() -> httpx.Client:
 
 _BUSY_RETRIES = 10
 """Retries of a 503 or a dropped connection (about 6 s in all) before the call fails."""
-
-
-class ServerSlots:
-    """`Slots` of the server's in-flight limit, which every worker shares."""
-
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        with concurrency(RUNNING_LIMIT, occupy=1, strict=True, lease_duration=60):
-            yield
+LEASE_SECONDS = 60.0
+"""How long a killed worker's in-flight slot stays taken (the API's shortest lease)."""
 
 
 @dataclass(frozen=True)
@@ -278,10 +345,12 @@ def open_runtime(
     settings = flow_settings()
     account = settings.account
     budget: RateBudget
+    api: _PrefectApi | None = None
     if server_configured():
         ensure_account_limits(account)
-        budget = PrefectRateBudget(account)
-        slots = LocalSlots(account.in_flight, outer=ServerSlots())
+        api = _PrefectApi()
+        budget = PrefectRateBudget(account, api)
+        slots = LocalSlots(account.in_flight, outer=ServerSlots(account, api))
     else:
         budget = LocalRateBudget(account)
         slots = LocalSlots(account.in_flight)
@@ -292,8 +361,8 @@ def open_runtime(
             yield runtime
     finally:
         services.close()
-        if isinstance(budget, PrefectRateBudget):
-            budget.close()
+        if api is not None:
+            api.close()
 
 
 @contextmanager

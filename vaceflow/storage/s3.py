@@ -12,6 +12,7 @@ botocore error is translated into a `StorageError` here, at the boundary.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 import boto3
+import botocore.session
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
@@ -96,12 +98,6 @@ def make_s3_client(settings: Settings, *, max_attempts: int = 5) -> Any:
     `vaceflow.media.sources` does). boto3's own `max_attempts` counts only the retries."""
     secret = settings.s3_secret_access_key
     token = settings.s3_session_token
-    session = boto3.session.Session(
-        aws_access_key_id=settings.s3_access_key_id,
-        aws_secret_access_key=secret.get_secret_value() if secret else None,
-        aws_session_token=token.get_secret_value() if token else None,
-        region_name=settings.s3_region,
-    )
     config = Config(
         signature_version="s3v4",
         retries={"mode": "standard", "total_max_attempts": max_attempts},
@@ -109,7 +105,30 @@ def make_s3_client(settings: Settings, *, max_attempts: int = 5) -> Any:
         read_timeout=60,
         s3={"addressing_style": settings.s3_addressing_style},
     )
-    return session.client("s3", endpoint_url=settings.s3_endpoint_url, config=config)
+    with _session_lock:  # botocore sessions are not thread-safe; their clients are
+        return _shared_session().client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url,
+            config=config,
+            aws_access_key_id=settings.s3_access_key_id,
+            aws_secret_access_key=secret.get_secret_value() if secret else None,
+            aws_session_token=token.get_secret_value() if token else None,
+            region_name=settings.s3_region,
+        )
+
+
+_session_lock = threading.Lock()
+_session: boto3.session.Session | None = None
+
+
+def _shared_session() -> boto3.session.Session:
+    """One boto3 session per process: a new one reads botocore's endpoint and service
+    models again (0.2 s of CPU, a second on a busy machine) for every client. Keys go
+    to each client, never onto the shared session."""
+    global _session
+    if _session is None:
+        _session = boto3.session.Session(botocore_session=botocore.session.get_session())
+    return _session
 
 
 class S3Store:
