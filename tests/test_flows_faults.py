@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures_emulator import advance_clock
+from tests.fixtures_emulator import advance_clock, set_latency
 from tests.fixtures_flaky import FlakyFrontFactory
 from tests.fixtures_flows import VaceEnv
 from tests.fixtures_s3 import S3Server
@@ -365,13 +365,14 @@ def test_a_forgotten_task_is_resubmitted_once(
 ) -> None:
     from flows.job import vace_job
 
-    env = vace_env(latency=8.0)  # long enough that the wait sees the first task running
+    env = vace_env(latency=3600)  # the first task runs until the wait has seen it
     moved = threading.Event()
 
     def forget(_job_id: str, status: TaskStatus) -> None:
         if not status.is_final and not moved.is_set():  # while it runs: a day passes
             moved.set()
             advance_clock(env.emulator, DAY + 60)
+            set_latency(env.emulator, 0.5)  # the task submitted again ends soon
 
     on_status(forget)
     record = vace_job(_job(clip, "waited past a day"))

@@ -209,10 +209,13 @@ def test_a_worker_killed_mid_batch_costs_no_second_submission(
     runner = threading.Thread(target=contextvars.copy_context().run, args=(batch,))
     runner.start()
     try:
+        # Every run worker-1 took waits on the service: each has been beating for seconds.
+        # (A run killed while its process still starts never beats, and the zombie watch,
+        # which starts at a run's first heartbeat, would never set it CRASHED.)
         deadline = time.monotonic() + 300
-        while emulator_state(service)["running"] < 1:  # worker-1's runs wait on the service
+        while emulator_state(service)["running"] < RUNS_PER_WORKER:
             assert runner.is_alive(), failure
-            assert time.monotonic() < deadline, "no run of worker-1 reached the service"
+            assert time.monotonic() < deadline, "worker-1's runs did not all reach the service"
             time.sleep(0.2)
         team_stack.revive()  # worker-2 is back
         paid = {r.id: r.task_id for r in _rows(team_stack, tag) if r.task_id}
