@@ -83,6 +83,7 @@ def file_server(media: MediaFactory) -> Iterator[FileServer]:
     server.close()
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under xdist (`--dist loadgroup`) the tests of the team stack share one worker: one
     `dev up --team` for them all, and never two team stacks on the machine at once."""
