@@ -69,7 +69,14 @@ class _TaskSteps:
         return prepare_inputs(job, run_policy(self._svc.settings))
 
     def claim(self, prepared: PreparedJob, *, fresh: bool, parent_id: str | None) -> Claim:
-        return claim(self._svc, prepared, fresh=fresh, parent_id=parent_id)
+        claimed = claim(self._svc, prepared, fresh=fresh, parent_id=parent_id)
+        if claimed.record.id in self._runtime.handed:
+            self.log.info(
+                "job %s: task %s was submitted by the command that started this run",
+                claimed.record.id,
+                claimed.record.task_id,
+            )
+        return claimed
 
     def stage(self, record: JobRecord, prepared: PreparedJob) -> Staged:
         return stage(self._svc, record, prepared)
@@ -81,7 +88,7 @@ class _TaskSteps:
         return wait(self._svc, record, timeout_seconds, self._runtime.listener)
 
     def collect(self, record: JobRecord, task: TaskResponse, staged: Staged | None) -> Collected:
-        return collect(self._svc, record, task, staged)
+        return collect(self._svc, record, task, staged or self._runtime.staged_for(record.id))
 
     def record(self, collected: Collected) -> JobRecord:
         return record(self._svc, collected)
@@ -96,8 +103,8 @@ class _TaskSteps:
     def mark_resubmit(self, job_id: str, reason: str) -> JobRecord:
         return mark_resubmit(self._svc, job_id, reason)
 
-    def in_flight_slot(self) -> AbstractContextManager[None]:
-        return self._runtime.slots.slot()
+    def in_flight_slot(self, job_id: str) -> AbstractContextManager[None]:
+        return self._runtime.slot_for(job_id)
 
 
 def _job_run_name() -> str:

@@ -17,6 +17,10 @@ in flight (`Runtime.narrowed`: slots of its own, inside the account's). Without 
 server the account's bound and budget are the runtime's own (a semaphore, token
 buckets), shared by the flows that run in it. Nothing here is a scheduler or a lock
 service of our own.
+
+This module imports Prefect only where a call needs it: the CLI opens a runtime on a
+server (`open_runtime(api=...)`), takes a slot and submits before Prefect is imported,
+then hands the job to the flow (`Runtime.handed_over`), which resumes it.
 """
 
 from __future__ import annotations
@@ -27,16 +31,16 @@ import json
 import logging
 import random
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from tasks.scope import bound
 from vaceflow.errors import ConfigError
@@ -44,6 +48,7 @@ from vaceflow.inflight import LocalSlots
 from vaceflow.jobs import Job
 from vaceflow.limits import AccountLimits
 from vaceflow.media.prepare import PreparedJob
+from vaceflow.pipeline import Staged
 from vaceflow.ratebudget import CallKind, LocalRateBudget, RateBudget
 from vaceflow.services import Services
 from vaceflow.settings import Settings
@@ -54,6 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RUNNING_LIMIT",
+    "PrefectApiSettings",
     "PrefectRateBudget",
     "Runtime",
     "ServerSlots",
@@ -113,6 +119,7 @@ def ensure_account_limits(account: AccountLimits) -> None:
 
 def _write_limits(account: AccountLimits, *, change: bool) -> None:
     from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
 
     with get_client(sync_client=True) as client:
         for name, (slots, decay) in server_limits(account).items():
@@ -128,6 +135,8 @@ def _write_limits(account: AccountLimits, *, change: bool) -> None:
 def _upsert(client: SyncPrefectClient, name: str, limit: int, decay: float | None) -> None:
     """Prefect's upsert reads, then creates: when another process (a worker, a served
     run) creates the limit in between, the create answers 409; the next try updates."""
+    from prefect.exceptions import ObjectAlreadyExists
+
     for attempt in range(3):
         try:
             client.upsert_global_concurrency_limit_by_name(name, limit, slot_decay_per_second=decay)
@@ -137,17 +146,59 @@ def _upsert(client: SyncPrefectClient, name: str, limit: int, decay: float | Non
                 raise
 
 
-class _PrefectApi:
-    """POSTs to the configured Prefect API on a plain HTTP client, for the calls a job
-    makes on its way to the submit. A local server on SQLite answers 503 ("database is
-    locked") whenever another write lands between the read and the write of a slot's
-    increment; Prefect's own client sleeps 2 s after a 503, even with its retries off,
-    where a 20th of a second is enough: this client retries by itself, and waits as long
-    as a 423 (no slot yet) says. The API's address and credentials are read in the
-    context this was made in, since calls come from threads Prefect did not start (the
-    shared status watcher)."""
+class PrefectApiSettings(BaseModel):
+    """Where the Prefect API is and how to talk to it: Prefect's `api` settings (the
+    fields of theirs this client uses), from Prefect (`from_prefect`) or read by a
+    caller that has not imported it (the CLI: `vaceflow.cli.prefect_api`)."""
 
-    def __init__(self) -> None:
+    url: str
+    key: SecretStr | None = None
+    auth_string: SecretStr | None = None
+    tls_insecure_skip_verify: bool = False
+    ssl_cert_file: str | None = None
+    request_timeout: float = 60.0
+
+    @classmethod
+    def from_prefect(cls) -> PrefectApiSettings:
+        from prefect.settings import get_current_settings
+
+        api = get_current_settings().api
+        if not api.url:
+            raise ConfigError("no Prefect API is configured for the shared limits")
+        return cls.model_validate(api.model_dump(include=set(cls.model_fields)))
+
+    def client(self) -> httpx.Client:
+        """A client on the API with its credentials, as Prefect's own client sends them
+        (an auth string before a key)."""
+        headers: dict[str, str] = {}
+        if self.auth_string is not None:
+            token = base64.b64encode(self.auth_string.get_secret_value().encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        elif self.key is not None:
+            headers["Authorization"] = f"Bearer {self.key.get_secret_value()}"
+        verify: ssl.SSLContext | bool = not self.tls_insecure_skip_verify
+        if verify and self.ssl_cert_file:
+            verify = ssl.create_default_context(cafile=self.ssl_cert_file)
+        return httpx.Client(
+            base_url=self.url.rstrip("/") + "/",
+            headers=headers,
+            timeout=self.request_timeout,
+            verify=verify,
+        )
+
+
+class _PrefectApi:
+    """POSTs to the Prefect API on a plain HTTP client, for the calls a job makes on its
+    way to the submit. A local server on SQLite answers 503 ("database is locked")
+    whenever another write lands between the read and the write of a slot's increment;
+    Prefect's own client sleeps 2 s after a 503, even with its retries off, where a 20th
+    of a second is enough: this client retries by itself, and waits as long as a 423 (no
+    slot yet) says. Without `settings`, the API's are Prefect's in the context this was
+    made in, since calls come from threads Prefect did not start (the shared status
+    watcher)."""
+
+    def __init__(self, settings: PrefectApiSettings | None = None) -> None:
+        self._settings = settings
         self._context = contextvars.copy_context()
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
@@ -186,7 +237,8 @@ class _PrefectApi:
     def _http(self) -> httpx.Client:
         with self._lock:
             if self._client is None:
-                self._client = self._context.run(_prefect_api_client)
+                settings = self._settings or self._context.run(PrefectApiSettings.from_prefect)
+                self._client = settings.client()
             return self._client
 
 
@@ -271,7 +323,10 @@ class ServerSlots:
 
 
 def _holder() -> dict[str, str] | None:
-    """The run holding a slot, as the Prefect UI lists it."""
+    """The run holding a slot, as the Prefect UI lists it (none before Prefect is
+    imported: there is no run then)."""
+    if "prefect.context" not in sys.modules:
+        return None
     from prefect.context import FlowRunContext, TaskRunContext
 
     task = TaskRunContext.get()
@@ -281,31 +336,6 @@ def _holder() -> dict[str, str] | None:
     if flow is not None and flow.flow_run is not None:
         return {"type": "flow_run", "id": str(flow.flow_run.id)}
     return None
-
-
-def _prefect_api_client() -> httpx.Client:
-    """A client on the configured Prefect API with its credentials, as Prefect's own
-    client sends them (an auth string before a key)."""
-    from prefect.settings import get_current_settings
-
-    api = get_current_settings().api
-    if not api.url:
-        raise ConfigError("no Prefect API is configured for the shared limits")
-    headers: dict[str, str] = {}
-    if api.auth_string is not None:
-        token = base64.b64encode(api.auth_string.get_secret_value().encode()).decode()
-        headers["Authorization"] = f"Basic {token}"
-    elif api.key is not None:
-        headers["Authorization"] = f"Bearer {api.key.get_secret_value()}"
-    verify: ssl.SSLContext | bool = not api.tls_insecure_skip_verify
-    if verify and api.ssl_cert_file:
-        verify = ssl.create_default_context(cafile=api.ssl_cert_file)
-    return httpx.Client(
-        base_url=api.url.rstrip("/") + "/",
-        headers=headers,
-        timeout=api.request_timeout,
-        verify=verify,
-    )
 
 
 _BUSY_RETRIES = 10
@@ -325,6 +355,8 @@ class Runtime:
     listener: JobListener | None = None
     """(job id, status, seconds, looks) after every look at a task: the CLI's status line."""
     prepared: dict[str, PreparedJob] = field(default_factory=dict)
+    handed: dict[str, Staged | None] = field(default_factory=dict)
+    """Jobs their caller submitted and holds the slot of (`handed_over`): their staged inputs."""
 
     def narrowed(self, max_in_flight: int | None) -> Runtime:
         """This runtime with at most `max_in_flight` jobs in flight of its own (None: as is)."""
@@ -335,6 +367,26 @@ class Runtime:
     def prepared_for(self, job: Job) -> PreparedJob | None:
         """The caller's preparation of `job`, if it made one (nothing is prepared twice)."""
         return self.prepared.get(_key(job))
+
+    @contextmanager
+    def handed_over(self, job_id: str, staged: Staged | None) -> Iterator[None]:
+        """Inside the block the flows go on with a job this runtime's caller took the
+        slot for and submitted (the CLI, before Prefect was imported): they take no
+        second slot for it (at a limit of one, that one would never come), and clean
+        up the inputs it staged."""
+        self.handed[job_id] = staged
+        try:
+            yield
+        finally:
+            self.handed.pop(job_id, None)
+
+    def slot_for(self, job_id: str) -> AbstractContextManager[None]:
+        """The job's in-flight slot: the caller's, when it holds one for it already."""
+        return nullcontext() if job_id in self.handed else self.slots.slot()
+
+    def staged_for(self, job_id: str) -> Staged | None:
+        """The inputs the caller staged for a job it handed over."""
+        return self.handed.get(job_id)
 
 
 def _key(job: Job) -> str:
@@ -351,16 +403,22 @@ def open_runtime(
     *,
     listener: JobListener | None = None,
     prepared: Sequence[tuple[Job, PreparedJob]] = (),
+    server: PrefectApiSettings | None = None,
 ) -> Iterator[Runtime]:
     """A runtime of its own for the flows run inside (closed at the end): with a
-    server, the account's limits are made there when missing and every worker's share."""
+    server, the account's limits are made there when missing and every worker's share.
+
+    `server`: the Prefect server, read by a caller that has not imported Prefect (nor
+    will until it needs to): its limits are reached on plain HTTP, and made only when a
+    slot or a call finds them missing."""
     settings = flow_settings()
     account = settings.account
     budget: RateBudget
     api: _PrefectApi | None = None
-    if server_configured():
-        ensure_account_limits(account)
-        api = _PrefectApi()
+    if server is not None or server_configured():
+        if server is None:
+            ensure_account_limits(account)
+        api = _PrefectApi(server)
         budget = PrefectRateBudget(account, api)
         slots = LocalSlots(account.in_flight, outer=ServerSlots(account, api))
     else:

@@ -111,8 +111,8 @@ def test_a_key_the_service_refuses_mid_run(
     start_emulator: StartEmulator,
     prefect_api: str,
 ) -> None:
-    """Every service answers, but the submit is refused (401): the flow fails inside
-    Prefect, and the user still reads two lines, not Prefect's tracebacks."""
+    """Every service answers, but the submit is refused (401) with a Prefect server
+    named: the user reads two lines, not a traceback."""
     emulator = start_emulator()
     env = user | {
         "DASHSCOPE_API_KEY": "sk-not-this-one",

@@ -6,7 +6,8 @@ SIGINT. Landing while a submit request is on the wire, either would leave the jo
 `sending` with no task id (the service may have made the task; we would not know its
 id). So while any thread is inside `sending()`, the signal is held back: the request
 finishes and its task id is written, then the signal takes its usual course (Prefect's
-handler, KeyboardInterrupt, or the default action). The wait is bounded
+handler, KeyboardInterrupt; a SIGTERM that has no handler, as in a run before Prefect
+is imported, exits through SystemExit(143), so the run unwinds as Prefect's would). The wait is bounded
 (`GRACE_SECONDS`), and a second signal does not wait. A stop that lands before the
 request left is honoured at once, and `sending()` refuses to begin afterwards
 (`Stopping`): the submit is abandoned cleanly, nothing sent.
@@ -90,6 +91,8 @@ class _Guard:
         previous = self.previous.get(signum, signal.SIG_DFL)
         if callable(previous):
             previous(signum, frame)
+        elif signum == signal.SIGTERM and previous == signal.SIG_DFL:
+            raise SystemExit(128 + signum)  # unwinds: a submit not sent is given back
         elif previous != signal.SIG_IGN:  # the default action, from the main thread
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)

@@ -19,8 +19,8 @@ catalog rows, so it resumes after a crash exactly as a flow does.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
 from vaceflow.catalog import Catalog, JobRecord, JobStatus
@@ -51,7 +51,7 @@ from vaceflow.responses import TaskResponse, TaskStatus
 from vaceflow.services import Services
 from vaceflow.shutdown import install as hold_stops_while_submitting
 
-__all__ = ["JobListener", "JobSteps", "LocalSteps", "record_failure", "run_steps"]
+__all__ = ["JobListener", "JobSteps", "LocalSteps", "record_failure", "run_steps", "submit_then"]
 
 JobListener = Callable[[str, TaskStatus, float, int], None]
 """(job id, status, seconds, looks) after every look at the job's task."""
@@ -85,8 +85,8 @@ class JobSteps(Protocol):
 
     def mark_resubmit(self, job_id: str, reason: str) -> JobRecord: ...
 
-    def in_flight_slot(self) -> AbstractContextManager[None]:
-        """One slot of the jobs in flight this run may have (`vaceflow.inflight`)."""
+    def in_flight_slot(self, job_id: str) -> AbstractContextManager[None]:
+        """The job's slot of the jobs in flight this run may have (`vaceflow.inflight`)."""
         ...
 
 
@@ -101,23 +101,18 @@ def run_steps(
 ) -> JobRecord:
     """The job's pipeline (from claim on when `job` is prepared already); returns its
     catalog record (raises as the step that failed)."""
-    hold_stops_while_submitting()  # a stop waits for a submit on the wire (main thread)
     log = steps.log
-    prepared = job if isinstance(job, PreparedJob) else steps.prepare(job)
-    for warning in prepared.warnings:
-        log.warning(warning)
-    claimed = steps.claim(prepared, fresh=fresh, parent_id=parent_id)
+    prepared, claimed = _claimed(steps, job, fresh=fresh, parent_id=parent_id)
     record = claimed.record
     if claimed.next is Next.DONE:
-        log.info("job %s already succeeded: no new submission", record.id)
         return record
     staged: Staged | None = None
     step = claimed.next
     resubmitted = False
-    try:
+    with _failures_recorded(steps, record.id):
         while True:
             try:
-                with steps.in_flight_slot():
+                with steps.in_flight_slot(record.id):
                     if step is Next.SUBMIT:
                         staged = steps.stage(record, prepared)
                         record = steps.submit(record, prepared, staged)
@@ -131,20 +126,65 @@ def run_steps(
                 record = steps.mark_resubmit(record.id, reason)
                 step, resubmitted = Next.SUBMIT, True
         return steps.record(steps.collect(record, result, staged))
+
+
+def submit_then(
+    steps: JobSteps,
+    job: Job | PreparedJob,
+    then: Callable[[JobRecord, Staged | None], JobRecord],
+    *,
+    fresh: bool = False,
+    parent_id: str | None = None,
+) -> JobRecord:
+    """The pipeline up to the submit here, the rest by `then(record, staged)`, called
+    with the job's in-flight slot held (a job with a task recorded goes to `then` as
+    it is; a job done returns its record). The CLI with a Prefect server named submits
+    this way before Prefect is imported, and `then` runs the flow, which resumes the
+    job without taking a second slot for it (`tasks.runtime.Runtime.handed_over`)."""
+    prepared, claimed = _claimed(steps, job, fresh=fresh, parent_id=parent_id)
+    record = claimed.record
+    if claimed.next is Next.DONE:
+        return record
+    staged: Staged | None = None
+    with steps.in_flight_slot(record.id):
+        if claimed.next is Next.SUBMIT:
+            with _failures_recorded(steps, record.id):
+                staged = steps.stage(record, prepared)
+                record = steps.submit(record, prepared, staged)
+        return then(record, staged)
+
+
+def _claimed(
+    steps: JobSteps, job: Job | PreparedJob, *, fresh: bool, parent_id: str | None
+) -> tuple[PreparedJob, Claim]:
+    """The job prepared (unless it is already) and claimed: its catalog row, its next step."""
+    hold_stops_while_submitting()  # a stop waits for a submit on the wire (main thread)
+    prepared = job if isinstance(job, PreparedJob) else steps.prepare(job)
+    for warning in prepared.warnings:
+        steps.log.warning(warning)
+    claimed = steps.claim(prepared, fresh=fresh, parent_id=parent_id)
+    if claimed.next is Next.DONE:
+        steps.log.info("job %s already succeeded: no new submission", claimed.record.id)
+    return prepared, claimed
+
+
+@contextmanager
+def _failures_recorded(steps: JobSteps, job_id: str) -> Iterator[None]:
+    """Each way of ending without a video, recorded as it should be."""
+    try:
+        yield
     except (WaitTimeout, WaitCancelled, JobUncertain):
         raise  # the task is kept (or may exist): nothing to mark failed
     except TaskFailed as exc:
-        steps.record_failure(record.id, exc.code, str(exc), final=True, result_lost=False)
+        steps.record_failure(job_id, exc.code, str(exc), final=True, result_lost=False)
         raise
     except ResultExpired as exc:  # the link outlives the task id: the video is lost
-        steps.record_failure(record.id, None, str(exc), final=True, result_lost=True)
+        steps.record_failure(job_id, None, str(exc), final=True, result_lost=True)
         raise
     except VaceflowError as exc:
         refused_for_now = isinstance(exc, DashScopeError) and exc.retryable
         code = getattr(exc, "code", None)
-        steps.record_failure(
-            record.id, code, str(exc), final=not refused_for_now, result_lost=False
-        )
+        steps.record_failure(job_id, code, str(exc), final=not refused_for_now, result_lost=False)
         raise
 
 
@@ -221,5 +261,5 @@ class LocalSteps:
     def mark_resubmit(self, job_id: str, reason: str) -> JobRecord:
         return self._svc.catalog.mark_resubmit(job_id, reason)
 
-    def in_flight_slot(self) -> AbstractContextManager[None]:
+    def in_flight_slot(self, job_id: str) -> AbstractContextManager[None]:
         return self._svc.in_flight.slot()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
+from typing import NoReturn
 
 import typer
 from typer._click.core import Context as _ClickContext  # typer vendors click since 0.26
@@ -16,7 +17,7 @@ from typer._click.formatting import HelpFormatter
 
 from vaceflow.cli import batch, catalog, demo, dev, doctor, emulator, run, serve
 
-__all__ = ["app", "main"]
+__all__ = ["app", "console", "main"]
 
 _UNBROKEN_HYPHEN = "\u2011"
 
@@ -80,3 +81,46 @@ def main() -> None:
         app()
     except Exception as exc:  # typer's exits are SystemExit: only real errors come here
         sys.exit(report_uncaught(exc))
+
+
+def console() -> NoReturn:
+    """The `vaceflow` command: `main`, then the process ends as soon as its work is out.
+
+    Once a command is done, the interpreter's teardown only frees memory, and tearing
+    down Prefect, SQLAlchemy and boto3 took 0.3 to 0.8 s after every run
+    (`bench/bench_run.py`). What the teardown would do that matters is done first: the
+    output and the log handlers flushed, Prefect's log and event queues sent to its API
+    (their exit hooks would do it), then `os._exit`. Code that calls `main` itself
+    keeps the ordinary exit."""
+    code: int
+    try:
+        main()
+        code = 0
+    except SystemExit as done:
+        if done.code is None or isinstance(done.code, int):
+            code = done.code or 0
+        else:
+            print(done.code, file=sys.stderr)
+            code = 1
+    _leave(code)
+
+
+def _leave(code: int) -> NoReturn:
+    import contextlib
+    import logging
+
+    if "prefect.logging.handlers" in sys.modules:
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        for service in (APILogWorker, EventsWorker):
+            service.drain_all(timeout=DRAIN_SECONDS)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing reaches it
+            stream.flush()
+    os._exit(code)
+
+
+DRAIN_SECONDS = 30.0
+"""At most this long for Prefect's queued logs and events to reach its API at exit."""

@@ -114,14 +114,13 @@ def unreachable(service: str, url: str, why: str) -> UserProblem:
 
 
 def prefect_api_url() -> str | None:
-    """The Prefect server this process reports to: PREFECT_API_URL (the environment, or
-    the env file), else the active Prefect profile's."""
-    if os.environ.get("PREFECT_API_URL"):
-        return os.environ["PREFECT_API_URL"]
-    from vaceflow.cli.prefect_api import prefect_server_named
+    """The Prefect server this process reports to, as Prefect resolves it (the
+    environment, the env file, Prefect's files, the active profile)."""
+    from vaceflow.cli.prefect_api import prefect_api_settings
 
-    if not prefect_server_named():  # read without importing Prefect (a second or two)
-        return None
+    api = prefect_api_settings()  # read without importing Prefect (a second or two)
+    if api is not None:
+        return str(api["url"]) if api.get("url") else None
     from prefect.settings import get_current_settings
 
     return get_current_settings().api.url or None
@@ -263,9 +262,8 @@ def _s3_endpoint() -> str:
 
 def _service_of(url: str) -> str | None:
     """Which of the configured services `url` belongs to."""
-    prefect = os.environ.get("PREFECT_API_URL", "")
     for service, base in (
-        ("prefect", prefect),
+        ("prefect", prefect_api_url() or ""),
         ("s3", _s3_endpoint()),
         ("service", _endpoint_or("")),
     ):

@@ -23,10 +23,12 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from tasks.runtime import PrefectApiSettings
     from vaceflow.catalog import JobRecord
     from vaceflow.cli.problems import UserProblem
     from vaceflow.jobs import Job
     from vaceflow.media.prepare import PreparedJob
+    from vaceflow.pipeline import Staged
     from vaceflow.responses import TaskStatus
     from vaceflow.steps import JobListener
 
@@ -177,9 +179,12 @@ def run_one(
         fresh=fresh, timeout_minutes=timeout_minutes, resubmit_on_algo_error=resubmit_on_algo_error
     )
     through_prefect = needs_prefect()
+    server = server_read_ahead() if through_prefect else None
     try:
         with progress(console, enabled=not json_out) as listener:
-            if through_prefect:
+            if server is not None:
+                record = _submit_then_flow(job, prepared, server, listener, options)
+            elif through_prefect:
                 from flows.job import vace_job
                 from tasks.runtime import open_runtime
 
@@ -206,15 +211,65 @@ def needs_prefect() -> bool:
     """Whether a run must go through Prefect: a server is named (its UI shows the run),
     or a secret is to come from a Prefect Secret block."""
     from vaceflow.cli.prefect_api import prefect_server_named
+
+    return prefect_server_named() or _secrets_in_blocks()
+
+
+def _secrets_in_blocks() -> bool:
     from vaceflow.settings import Settings
 
-    if prefect_server_named():
-        return True
     settings = Settings.load()
     from_block = (settings.api_key is None and settings.api_key_block) or (
         settings.s3_secret_access_key is None and settings.s3_secret_key_block
     )
     return bool(from_block)
+
+
+def server_read_ahead() -> PrefectApiSettings | None:
+    """The Prefect server a run reports to, read without importing Prefect, when it can
+    be read for certain (and no secret waits in a Prefect block): None otherwise."""
+    from pydantic import ValidationError
+
+    from tasks.runtime import PrefectApiSettings
+    from vaceflow.cli.prefect_api import prefect_api_settings
+
+    fields = prefect_api_settings()
+    if not fields or not fields.get("url") or _secrets_in_blocks():
+        return None
+    try:  # Prefect's own default for the certificates, then what is set
+        return PrefectApiSettings.model_validate(
+            {"ssl_cert_file": os.environ.get("SSL_CERT_FILE")} | fields
+        )
+    except ValidationError:
+        return None  # Prefect says what is wrong with it, in its own words
+
+
+def _submit_then_flow(
+    job: Job,
+    prepared: PreparedJob,
+    server: PrefectApiSettings,
+    listener: JobListener | None,
+    options: dict[str, Any],
+) -> JobRecord:
+    """With a server named: the job's slot is taken on the server and the job submitted
+    here, before Prefect is imported (2 s and more); then the `vace_job` flow run, which
+    the UI shows, goes on from the recorded task (waits, collects, records), inside the
+    same slot. A run killed in between is resumed by the next, as any other."""
+    from tasks.runtime import open_runtime
+    from vaceflow.steps import LocalSteps, submit_then
+
+    with open_runtime(listener=listener, prepared=[(job, prepared)], server=server) as runtime:
+
+        def in_flow(record: JobRecord, staged: Staged | None) -> JobRecord:
+            from flows.job import vace_job
+
+            calm_console()
+            with runtime.handed_over(record.id, staged):
+                done: JobRecord = vace_job(job, **options)
+            return done
+
+        steps = LocalSteps(runtime.services, on_status=listener)
+        return submit_then(steps, prepared, in_flow, fresh=options["fresh"])
 
 
 def run_here(
