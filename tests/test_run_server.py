@@ -44,19 +44,9 @@ def test_a_run_submits_first_then_its_flow_run_goes_on_in_the_same_slot(
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound):
         client.delete_global_concurrency_limit_by_name(RUNNING_LIMIT)  # made by the run
     clip = media.video(width=320, height=240, fps=16, seconds=1.0, name="server-run")
+    args = ["run", "video_outpainting", "--prompt", "widen", "--video", str(clip)]
     done = subprocess.run(
-        [
-            VACEFLOW,
-            "run",
-            "video_outpainting",
-            "--prompt",
-            "widen",
-            "--video",
-            str(clip),
-            "--left-scale",
-            "1.25",
-            "--json",
-        ],  # fmt: skip
+        [VACEFLOW, *args, "--left-scale", "1.25", "--json"],
         env=without_prefect(os.environ) | env.env | {"VACEFLOW_ACCOUNT__IN_FLIGHT": "1"},
         cwd=env.data.parent,
         capture_output=True,
@@ -75,7 +65,8 @@ def test_a_run_submits_first_then_its_flow_run_goes_on_in_the_same_slot(
 
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(record.flow_run_id)
-        assert run.state is not None and run.state.is_completed()
+        assert run.state is not None
+        assert run.state.is_completed()
         assert run.created is not None
         assert run.created.timestamp() > task["submit_time"]  # made after the submit
         steps = client.read_task_runs(
