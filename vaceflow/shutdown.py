@@ -8,9 +8,9 @@ id). So while any thread is inside `sending()`, the signal is held back: the req
 finishes and its task id is written, then the signal takes its usual course (Prefect's
 handler, KeyboardInterrupt; a SIGTERM that has no handler, as in a run before Prefect
 is imported, exits through SystemExit(143), so the run unwinds as Prefect's would).
-The wait is bounded (`GRACE_SECONDS`), and a second signal does not wait. A stop that lands before the
-request left is honoured at once, and `sending()` refuses to begin afterwards
-(`Stopping`): the submit is abandoned cleanly, nothing sent.
+The wait is bounded (`GRACE_SECONDS`), and a second signal does not wait. A stop that
+lands before the request left is honoured at once, and `sending()` refuses to begin
+afterwards (`Stopping`): the submit is abandoned cleanly, nothing sent.
 
 Signals belong to the process, and Python runs their handlers in the main thread only,
 which is also the only thread that may install one: `install()` is called where a run
