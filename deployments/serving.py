@@ -3,6 +3,7 @@ reports): the declared deployments served by this process, or registered for a p
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import cast
 
@@ -12,6 +13,7 @@ from prefect.settings import get_current_settings
 
 from deployments.catalog import DeploymentSpec, deployments
 from tasks.runtime import apply_account_limits
+from vaceflow.heartbeat import WATCHED_ENV
 from vaceflow.settings import Settings
 
 __all__ = ["api_url", "deploy_all", "pool_exists", "serve_all"]
@@ -36,7 +38,10 @@ def pool_exists(pool: str) -> bool:
 
 
 def serve_all(limit: int | None = None) -> None:
-    """Serve every declared deployment from this process until it is interrupted."""
+    """Serve every declared deployment from this process until it is interrupted. Each
+    run is a process of this one's, beating as the stack's zombie watch expects
+    (`vaceflow.heartbeat`)."""
+    os.environ.update(WATCHED_ENV)
     serve(
         *[cast(RunnerDeployment, f.to_deployment(**s.options())) for s, f in deployments()],
         limit=limit,
@@ -53,7 +58,10 @@ def deploy_all(pool: str, source: Path) -> list[DeploymentSpec]:
     for spec, _ in deployments():
         flow = Flow.from_source(source=str(source), entrypoint=spec.entrypoint)
         flow.deploy(  # type: ignore[union-attr]
-            work_pool_name=pool, print_next_steps=False, **spec.options()
+            work_pool_name=pool,
+            job_variables={"env": WATCHED_ENV},  # the zombie watch's beat, on any worker
+            print_next_steps=False,
+            **spec.options(),
         )
         done.append(spec)
     apply_account_limits(Settings.load().account)

@@ -13,6 +13,7 @@ import yaml
 
 from deployments.catalog import DEPLOYMENTS, DeploymentSpec
 from tests.fixtures_serve import clean_env, forget_deployments, prefect_client
+from vaceflow.heartbeat import WATCHED_ENV
 from vaceflow.stack.state import StackState
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +48,7 @@ def test_prefect_yaml_declares_exactly_the_catalog() -> None:
         assert d["description"] == spec.description, spec.name
         assert tuple(d["tags"]) == spec.tags, spec.name
         assert d["work_pool"]["name"] == POOL, spec.name
+        assert d["work_pool"]["job_variables"]["env"] == WATCHED_ENV, spec.name
         schedules = d.get("schedules") or []
         assert [s.get("interval") for s in schedules if "interval" in s] == (
             [spec.interval] if spec.interval else []
@@ -98,6 +100,7 @@ def test_prefect_deploy_all_registers_them_on_a_real_server(
         deployment = found[spec.name]
         assert deployment.entrypoint == spec.entrypoint
         assert deployment.work_pool_name == POOL
+        assert deployment.job_variables == {"env": WATCHED_ENV}  # the zombie watch's beat
         assert sorted(deployment.tags) == sorted(spec.tags)
         assert deployment.description == spec.description
         assert deployment.pull_steps == [  # workers run the flows from this folder

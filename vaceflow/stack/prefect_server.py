@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from vaceflow.errors import StackError
+from vaceflow.heartbeat import WATCHED_ENV, WATCHED_TAG
 from vaceflow.stack.processes import http
 
 __all__ = [
@@ -34,12 +35,11 @@ __all__ = [
     "without_prefect",
     "worker_command",
     "worker_env",
+    "zombie_watch",
 ]
 
 POOL = "vaceflow"
 HEARTBEAT_SECONDS = 5
-FLOW_HEARTBEAT_SECONDS = 30
-"""How often a flow run a worker started says it is alive (Prefect's minimum)."""
 SILENT_SECONDS = 75
 """A flow run silent this long (two beats and a half) is marked CRASHED."""
 ZOMBIE_WATCH = "vaceflow: crash flow runs whose heartbeat stopped"
@@ -126,49 +126,82 @@ def ensure_pool(api_url: str, pool: str, env: Mapping[str, str]) -> None:
         ) from None
 
 
-def ensure_zombie_watch(api_url: str) -> None:
-    """The automation Prefect's guide on zombie flows describes, made once per server.
+def zombie_watch(silent_seconds: float = SILENT_SECONDS) -> dict[str, object]:
+    """The automation Prefect's guide on zombie flows describes, narrowed to the runs of
+    vaceflow's deployments.
 
     A worker that dies (a killed process, a lost machine) takes its flow runs with it,
-    and the server would show them RUNNING for ever. Every run a worker starts sends
-    a heartbeat event (`worker_env`); a run silent for `SILENT_SECONDS` is set CRASHED,
-    so whoever waits on it (`flows.pool.run_on_pool`) hands its job to the pool again.
+    and the server would show them RUNNING for ever. A watched run says it is alive
+    every 30 s (`vaceflow.heartbeat`); one silent for `silent_seconds` after it went PENDING,
+    RUNNING or beat is set CRASHED, so whoever waits on it (`flows.pool.run_on_pool`)
+    hands its job to the pool again: a process killed while it was still starting
+    included. Only runs tagged `WATCHED_TAG` are followed: every other flow run on the
+    server (a `vaceflow run` from a laptop, a pipeline's own flows) beats every 180 s
+    by Prefect's default, and the guide's watch over every run would crash it mid-run.
     """
-    automation = {
+    return {
         "name": ZOMBIE_WATCH,
-        "description": "A flow run that stopped sending heartbeats lost its process.",
+        "description": "A vaceflow deployment's run that stopped sending heartbeats lost "
+        "its process.",
         "enabled": True,
         "trigger": {
             "type": "event",
             "match": {"prefect.resource.id": "prefect.flow-run.*"},
-            "after": ["prefect.flow-run.heartbeat"],
+            "match_related": {
+                "prefect.resource.role": "tag",
+                "prefect.resource.id": f"prefect.tag.{WATCHED_TAG}",
+            },
+            "after": [f"prefect.flow-run.{s}" for s in ("heartbeat", "Pending", "Running")],
             "expect": [
-                "prefect.flow-run.heartbeat",
+                *(f"prefect.flow-run.{s}" for s in ("heartbeat", "Running", "Scheduled")),
                 *(f"prefect.flow-run.{s}" for s in ("Completed", "Failed", "Cancelled", "Crashed")),
             ],
             "for_each": ["prefect.resource.id"],
             "posture": "Proactive",
             "threshold": 1,
-            "within": SILENT_SECONDS,
+            "within": silent_seconds,
         },
         "actions": [
             {
                 "type": "change-flow-run-state",
                 "state": "CRASHED",
-                "message": f"No heartbeat for {SILENT_SECONDS} s: its process is gone.",
+                "message": f"No heartbeat for {silent_seconds:g} s: its process is gone.",
             }
         ],
     }
+
+
+def ensure_zombie_watch(api_url: str, silent_seconds: float = SILENT_SECONDS) -> None:
+    """Make the zombie watch on the server, or bring one an older vaceflow made up to
+    date (it followed every flow run)."""
+    automation = zombie_watch(silent_seconds)
     try:
         found = http().post(
             f"{api_url}/automations/filter",
             json={"automations": {"name": {"any_": [ZOMBIE_WATCH]}}},
         )
         found.raise_for_status()
-        if not found.json():
+        made = found.json()
+        if not made:
             http().post(f"{api_url}/automations/", json=automation).raise_for_status()
+        elif any(_differs(old, automation) for old in made):
+            for old in made[1:]:
+                http().delete(f"{api_url}/automations/{old['id']}").raise_for_status()
+            http().put(f"{api_url}/automations/{made[0]['id']}", json=automation).raise_for_status()
     except httpx.HTTPError as exc:
         raise StackError(f"could not make the zombie-run automation at {api_url}: {exc}") from None
+
+
+def _differs(made: dict[str, object], wanted: dict[str, object]) -> bool:
+    trigger, want = made.get("trigger"), wanted["trigger"]
+    if not isinstance(trigger, dict) or not isinstance(want, dict):
+        return True
+    return any(
+        trigger.get(key) != value
+        if not isinstance(value, list)
+        else sorted(trigger.get(key) or []) != sorted(value)
+        for key, value in want.items()
+    )
 
 
 def worker_command(pool: str, name: str) -> list[str]:
@@ -180,12 +213,15 @@ def worker_command(pool: str, name: str) -> list[str]:
 
 
 def worker_env(base: Mapping[str, str], api_url: str, home: Path) -> dict[str, str]:
-    return without_prefect(base) | {
-        "PREFECT_API_URL": api_url,
-        "PREFECT_HOME": str(home),
-        "PREFECT_WORKER_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS),
-        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(FLOW_HEARTBEAT_SECONDS),
-    }
+    return (
+        without_prefect(base)
+        | {
+            "PREFECT_API_URL": api_url,
+            "PREFECT_HOME": str(home),
+            "PREFECT_WORKER_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS),
+        }
+        | WATCHED_ENV
+    )
 
 
 @dataclass(frozen=True)
