@@ -4,7 +4,8 @@ It sets CRASHED a run of vaceflow's deployments whose process is gone, even one 
 while it was starting (PENDING, no heartbeat yet), and never a flow run of anyone else:
 a `vaceflow run` from a laptop or a pipeline's own flow beats every 180 s by Prefect's
 default, and the watch an older vaceflow made (over every run) crashed them mid-run.
-The window is 10 s here (the least Prefect allows) instead of 75 s; the server evaluates it every few seconds.
+The window is 10 s here (the least Prefect allows) instead of 75 s; the server
+evaluates it every few seconds.
 """
 
 from __future__ import annotations
