@@ -8,8 +8,8 @@ Prefect does not run a crashed flow run again by itself: a run that ends CRASHED
 job handed to the pool once more. That is safe because the catalog row decides: the new
 run resumes the task the crashed one recorded, or collects its video, instead of paying
 again. A run whose worker died outright is set CRASHED by the server's zombie-run
-automation once its heartbeats stop (`vaceflow.stack.prefect_server.ensure_zombie_watch`,
-made by `vaceflow dev up`).
+automation once its heartbeats stop, or never start (`vaceflow.heartbeat`,
+`vaceflow.stack.prefect_server.zombie_watch`, made by `vaceflow dev up`).
 """
 
 from __future__ import annotations
