@@ -27,6 +27,7 @@ from prefect.client.schemas.objects import StateType
 
 from tasks.runtime import RUNNING_LIMIT, ensure_account_limits
 from vaceflow.errors import VaceflowError
+from vaceflow.heartbeat import WATCHED_ENV, WATCHED_TAG
 from vaceflow.jobs import Job
 from vaceflow.settings import Settings
 
@@ -65,11 +66,16 @@ def run_on_pool(
             others wait).
         reruns: How often a job whose run crashed is handed to the pool again.
         job_variables: The pool's job variables for every run (e.g. `env`); no secrets:
-            the Prefect UI shows them.
+            the Prefect UI shows them. Each run's `env` also gets the heartbeat the
+            zombie watch expects, and each run its tag (`vaceflow.heartbeat`), whatever
+            the deployment carries.
         timeout_seconds: Give up (VaceflowError) when the runs take longer in all.
     """
     ensure_account_limits(Settings.load().account)  # on a server nobody has set up yet
     deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
+    # Each run is followed by the zombie watch (its tag), so it beats as the watch expects.
+    variables = dict(job_variables or {})
+    variables["env"] = dict(variables.get("env") or {}) | WATCHED_ENV
     todo = deque(range(len(jobs)))
     runs: dict[int, list[UUID]] = {i: [] for i in range(len(jobs))}
     live: dict[UUID, int] = {}
@@ -83,7 +89,8 @@ def run_on_pool(
                 run = client.create_flow_run_from_deployment(
                     target.id,
                     parameters={"job": jobs[i].to_body()},
-                    job_variables=dict(job_variables or {}),
+                    job_variables=variables,
+                    tags=[WATCHED_TAG],
                 )
                 runs[i].append(run.id)
                 live[run.id] = i
