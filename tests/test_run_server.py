@@ -35,7 +35,12 @@ def test_a_run_submits_first_then_its_flow_run_goes_on_in_the_same_slot(
     vace_env: MakeEnv, media: MediaFactory
 ) -> None:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
     from prefect.exceptions import ObjectNotFound
 
     from tasks.runtime import RUNNING_LIMIT
@@ -77,3 +82,12 @@ def test_a_run_submits_first_then_its_flow_run_goes_on_in_the_same_slot(
         assert not names & {"stage", "submit"}  # done before the flow run began
         limit = client.read_global_concurrency_limit_by_name(RUNNING_LIMIT)
         assert (limit.limit, limit.active_slots) == (1, 0)  # made by the run; given back
+        logs = [
+            log.message
+            for log in client.read_logs(
+                LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])), limit=200
+            )
+        ]
+    assert any("submitted by the command" in line for line in logs)
+    # Its last line is in the UI too: the command ends without the interpreter's teardown.
+    assert any("Finished in state Completed" in line for line in logs)
