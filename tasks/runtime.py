@@ -19,7 +19,7 @@ buckets), shared by the flows that run in it. Nothing here is a scheduler or a l
 service of our own.
 
 This module imports Prefect only where a call needs it: the CLI opens a runtime on a
-server (`open_runtime(api=...)`), takes a slot and submits before Prefect is imported,
+server (`open_runtime(server=...)`), takes a slot and submits before Prefect is imported,
 then hands the job to the flow (`Runtime.handed_over`), which resumes it.
 """
 
