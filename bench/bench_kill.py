@@ -10,8 +10,8 @@ where the kills landed.
     python bench/bench_kill.py [--runs 20] [--seed N] [--submit-timeout S] [--prefect]
 
 Without `--prefect` the runs name no Prefect server (a user's default: the steps run
-without a flow around them); with it they name a server: the command takes its slot there and submits, then
-hands the job to the `vace_job` flow.
+without a flow around them); with it they name a server: the command takes its slot
+there and submits, then hands the job to the `vace_job` flow.
 """
 
 from __future__ import annotations
