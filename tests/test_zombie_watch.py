@@ -18,7 +18,12 @@ from typing import Any
 import httpx
 
 from vaceflow.heartbeat import WATCHED_TAG
-from vaceflow.stack.prefect_server import ZOMBIE_WATCH, ensure_zombie_watch, zombie_watch
+from vaceflow.stack.prefect_server import (
+    ZOMBIE_WATCH,
+    RetryBusy,
+    ensure_zombie_watch,
+    zombie_watch,
+)
 
 SILENT = 10.0  # the least a proactive trigger allows
 
@@ -26,7 +31,11 @@ SILENT = 10.0  # the least a proactive trigger allows
 def test_the_watch_crashes_a_silent_vaceflow_run_and_leaves_every_other_run_be(
     prefect_api: str,
 ) -> None:
-    api = httpx.Client(base_url=prefect_api.rstrip("/") + "/", timeout=30)
+    api = httpx.Client(
+        base_url=prefect_api.rstrip("/") + "/",
+        timeout=30,
+        transport=RetryBusy(httpx.HTTPTransport()),  # 503s of a SQLite server under load
+    )
     old = zombie_watch(SILENT)  # what an older vaceflow made: every flow run, after a beat
     trigger: dict[str, Any] = dict(old["trigger"])  # type: ignore[call-overload]
     trigger.pop("match_related", None)

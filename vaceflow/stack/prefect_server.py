@@ -11,6 +11,7 @@ import json
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,7 @@ from vaceflow.stack.processes import http
 __all__ = [
     "HEARTBEAT_SECONDS",
     "POOL",
+    "RetryBusy",
     "WorkerSeen",
     "api_answers",
     "ensure_pool",
@@ -171,25 +173,50 @@ def zombie_watch(silent_seconds: float = SILENT_SECONDS) -> dict[str, object]:
     }
 
 
+class RetryBusy(httpx.BaseTransport):
+    """Sends a request again while the server says it is busy: a Prefect server on
+    SQLite answers 503 when another write holds the database, as every Prefect client
+    knows (it tries again)."""
+
+    def __init__(self, inner: httpx.BaseTransport, tries: int = 20) -> None:
+        self._inner = inner
+        self._tries = tries
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for attempt in range(1, self._tries):
+            response = self._inner.handle_request(request)
+            if response.status_code != 503:
+                return response
+            response.close()
+            time.sleep(0.1 * attempt)
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 def ensure_zombie_watch(api_url: str, silent_seconds: float = SILENT_SECONDS) -> None:
     """Make the zombie watch on the server, or bring one an older vaceflow made up to
     date (it followed every flow run)."""
     automation = zombie_watch(silent_seconds)
+    api = httpx.Client(timeout=10.0, transport=RetryBusy(httpx.HTTPTransport()))
     try:
-        found = http().post(
+        found = api.post(
             f"{api_url}/automations/filter",
             json={"automations": {"name": {"any_": [ZOMBIE_WATCH]}}},
         )
         found.raise_for_status()
         made = found.json()
         if not made:
-            http().post(f"{api_url}/automations/", json=automation).raise_for_status()
+            api.post(f"{api_url}/automations/", json=automation).raise_for_status()
         elif any(_differs(old, automation) for old in made):
             for old in made[1:]:
-                http().delete(f"{api_url}/automations/{old['id']}").raise_for_status()
-            http().put(f"{api_url}/automations/{made[0]['id']}", json=automation).raise_for_status()
+                api.delete(f"{api_url}/automations/{old['id']}").raise_for_status()
+            api.put(f"{api_url}/automations/{made[0]['id']}", json=automation).raise_for_status()
     except httpx.HTTPError as exc:
         raise StackError(f"could not make the zombie-run automation at {api_url}: {exc}") from None
+    finally:
+        api.close()
 
 
 def _differs(made: dict[str, object], wanted: dict[str, object]) -> bool:
